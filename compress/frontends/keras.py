@@ -1,0 +1,337 @@
+"""Keras / QKeras frontend: translate a saved model into the float IR.
+
+Reads legacy HDF5 (tf.keras / tf_keras), ``.keras`` archives (Keras 3 or
+tf_keras), and architecture JSON + weights HDF5.  QKeras layers are read
+with their quantisers; the quantised weights are taken from QKeras itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnsupportedLayer, UserError
+from ..fixed import FixedType, min_frac_bits, on_grid
+from ..ir import Graph, Node
+from .base import LoadedModel
+
+SUPPORTED = (
+    "InputLayer, Dense (linear/relu), Activation (relu/linear), ReLU, Dropout, "
+    "QDense, QActivation (quantized_relu, quantized_bits), and a softmax at the output"
+)
+_IDENTITY = ("InputLayer", "Dropout", "AlphaDropout", "GaussianDropout", "GaussianNoise")
+
+
+def _tf_keras() -> Any:
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tf_keras
+
+    return tf_keras
+
+
+def _qkeras_objects() -> dict[str, Any]:
+    _tf_keras()
+    from qkeras.utils import _add_supported_quantized_objects
+
+    objs: dict[str, Any] = {}
+    _add_supported_quantized_objects(objs)
+    return objs
+
+
+def _keras3() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    return keras
+
+
+def _saved_keras_version(path: Path) -> str:
+    """The Keras version recorded in a saved file ('' when unknown)."""
+    try:
+        if path.suffix == ".keras":
+            with zipfile.ZipFile(path) as z:
+                meta = json.loads(z.read("metadata.json"))
+                return str(meta.get("keras_version", ""))
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            v = f.attrs.get("keras_version", b"")
+            return v.decode() if isinstance(v, bytes) else str(v)
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: cannot read the model file ({e}); is it a complete Keras model?") from e
+
+
+def load_keras_file(path: Path, weights: Path | None = None) -> Any:
+    """Load a Keras model object from the supported file forms."""
+    if path.suffix == ".json":
+        if weights is None:
+            for cand in (path.with_name(path.stem + "_weights.h5"), path.with_suffix(".h5")):
+                if cand.exists():
+                    weights = cand
+                    break
+        if weights is None or not weights.exists():
+            raise UserError(
+                f"{path}: an architecture JSON needs its weights; pass --weights FILE.h5 "
+                f"(looked for {path.stem}_weights.h5 beside it)"
+            )
+        tfk = _tf_keras()
+        try:
+            model = tfk.models.model_from_json(path.read_text(), custom_objects=_qkeras_objects())
+            model.load_weights(str(weights))
+        except Exception as e:  # noqa: BLE001 - any loader failure is a bad input
+            raise UserError(f"{path} + {weights}: cannot load the model ({_short(e)})") from e
+        return model
+    if path.suffix not in (".h5", ".hdf5", ".keras"):
+        raise UserError(f"{path}: unknown model format; expected .h5, .keras or .json (+ weights)")
+    version = _saved_keras_version(path)
+    try:
+        if version.startswith("3"):
+            return _keras3().saving.load_model(str(path), compile=False)
+        tfk = _tf_keras()
+        return tfk.models.load_model(str(path), custom_objects=_qkeras_objects(), compile=False)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"{path}: cannot load the model ({_short(e)})") from e
+
+
+def _short(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _act_name(act: Any) -> str:
+    if act is None:
+        return "linear"
+    if isinstance(act, str):
+        return act
+    return str(getattr(act, "__name__", type(act).__name__))
+
+
+def _quantizer_type(q: Any, where: str) -> tuple[str, FixedType | None]:
+    """Map a QKeras activation quantiser to (op, fixed type)."""
+    cls = type(q).__name__
+    if cls == "quantized_relu":
+        if q.use_sigmoid or q.negative_slope or q.relu_upper_bound is not None or not q.is_quantized_clip:
+            raise UnsupportedLayer(
+                f"{where}: quantized_relu options (use_sigmoid, negative_slope, relu_upper_bound, "
+                "is_quantized_clip=False) are not supported; use quantized_relu(bits, integer)"
+            )
+        return "relu", FixedType(int(q.bits), int(q.integer), False, "RND_CONV", "SAT")
+    if cls == "quantized_bits":
+        if q.alpha not in (None, 1, 1.0) or q.use_stochastic_rounding:
+            raise UnsupportedLayer(f"{where}: an activation quantized_bits needs alpha=1 (got {q.alpha!r})")
+        signed = bool(q.keep_negative)
+        if int(q.bits) - signed < 1:
+            raise UnsupportedLayer(f"{where}: quantized_bits with {q.bits} bit is not supported")
+        ovf = "SAT_SYM" if q.symmetric else "SAT"
+        return "cast", FixedType(int(q.bits), int(q.integer) + signed, signed, "RND_CONV", ovf)
+    raise UnsupportedLayer(
+        f"{where}: activation quantiser {cls} is not supported; use quantized_relu or quantized_bits"
+    )
+
+
+def _param_type(values: np.ndarray, declared: FixedType | None) -> tuple[FixedType, bool]:
+    """A storage type for already-quantised parameters; (type, matches_declared)."""
+    if declared is not None and on_grid(values, declared.frac):
+        ints = np.ldexp(values.astype(np.float64), declared.frac)
+        if ints.size == 0 or (ints.min() >= declared.min_int and ints.max() <= declared.max_int):
+            return declared, True
+    frac = min_frac_bits(values)
+    ints = np.ldexp(values.astype(np.float64), frac)
+    lo, hi = (int(ints.min()), int(ints.max())) if ints.size else (0, 0)
+    return FixedType.for_range(min(lo, -1), max(hi, 1), frac), False
+
+
+def _declared_param_type(q: Any) -> FixedType | None:
+    if type(q).__name__ != "quantized_bits" or q.alpha not in (None, 1, 1.0):
+        return None
+    signed = bool(q.keep_negative)
+    return FixedType(int(q.bits), int(q.integer) + signed, signed, "RND_CONV", "SAT")
+
+
+class _Translator:
+    def __init__(self, path: Path, model: Any) -> None:
+        self.path = path
+        self.model = model
+        self.nodes: list[Node] = []
+        self.softmax = False
+        self.exact = True  # framework inference can be bit-exact
+        self.quantised_by_model = False
+        self.calls: list[tuple[Any, bool]] = []  # (layer, strip_softmax) for the reference
+
+    def where(self, layer: Any) -> str:
+        return f"{self.path.name}: layer '{layer.name}' ({type(layer).__name__})"
+
+    def reject(self, layer: Any, what: str = "is not supported") -> None:
+        raise UnsupportedLayer(f"{self.where(layer)} {what}; supported: {SUPPORTED}")
+
+    def prev(self) -> str:
+        return self.nodes[-1].name if self.nodes else "input"
+
+    def add(self, node: Node) -> None:
+        if self.softmax:
+            raise UnsupportedLayer(
+                f"{self.path.name}: layer '{node.name}' follows the softmax; a softmax is supported "
+                "only as the last layer"
+            )
+        self.nodes.append(node)
+
+    def add_activation(self, layer: Any, act: Any, size: int, name: str) -> None:
+        kind = _act_name(act)
+        if type(act).__name__ in ("quantized_relu", "quantized_bits"):
+            op, t = _quantizer_type(act, self.where(layer))
+            self.quantised_by_model = True
+            self.add(Node(name, op, [self.prev()], size, type(layer).__name__, result_type=t))
+        elif kind == "relu":
+            self.add(Node(name, "relu", [self.prev()], size, type(layer).__name__))
+        elif kind == "softmax":
+            self.softmax = True
+        elif kind != "linear":
+            self.reject(layer, f"has activation '{kind}', which is not supported")
+
+    def translate(self) -> Graph:
+        model = self.model
+        shape = tuple(model.inputs[0].shape)[1:] if model.inputs else None
+        if shape is None or len(shape) != 1 or shape[0] is None:
+            raise UnsupportedLayer(
+                f"{self.path.name}: input shape {shape} is not a flat feature vector; only 1-D inputs "
+                "(batch, features) are supported"
+            )
+        size = int(shape[0])
+        input_size = size
+        for layer in model.layers:
+            cls = type(layer).__name__
+            strip = False
+            if cls in _IDENTITY:
+                continue
+            if cls in ("Dense", "QDense"):
+                size = self.dense(layer, size)
+                strip = _act_name(layer.activation) == "softmax"
+            elif cls == "Activation":
+                self.add_activation(layer, layer.activation, size, layer.name)
+                strip = self.softmax
+            elif cls == "QActivation":
+                self.add_activation(layer, layer.quantizer, size, layer.name)
+            elif cls == "ReLU":
+                cfg = layer.get_config()
+                if cfg.get("max_value") is not None or cfg.get("negative_slope") or cfg.get("threshold"):
+                    self.reject(layer, "with max_value, negative_slope or threshold is not supported")
+                self.add_activation(layer, "relu", size, layer.name)
+            elif cls == "Softmax":
+                self.softmax = True
+                strip = True
+            else:
+                self.reject(layer)
+            if not strip:
+                self.calls.append((layer, False))
+            elif cls in ("Dense", "QDense"):
+                self.calls.append((layer, True))
+        if not any(n.op == "dense" for n in self.nodes):
+            raise UnsupportedLayer(f"{self.path.name}: the model has no Dense layer")
+        return Graph(
+            name=_safe_name(model.name or self.path.stem),
+            framework="qkeras" if self.quantised_by_model else "keras",
+            source_path=str(self.path),
+            input_size=input_size,
+            nodes=self.nodes,
+            output_activation="softmax" if self.softmax else None,
+            parameters=int(model.count_params()),
+        )
+
+    def dense(self, layer: Any, size: int) -> int:
+        cls = type(layer).__name__
+        weights = layer.get_weights()
+        kernel = np.asarray(weights[0], dtype=np.float64)
+        if kernel.shape[0] != size:
+            self.reject(layer, f"expects {kernel.shape[0]} inputs but receives {size}")
+        units = kernel.shape[1]
+        bias = np.asarray(weights[1], dtype=np.float64) if layer.use_bias else np.zeros(units)
+        node = Node(layer.name, "dense", [self.prev()], units, cls, weight=kernel, bias=bias)
+        if cls == "QDense":
+            self.quantised_by_model = True
+            self.qdense_params(layer, node)
+        self.add(node)
+        act_node_name = f"{layer.name}_{_act_name(layer.activation)}"
+        self.add_activation(layer, layer.activation, units, act_node_name)
+        return int(units)
+
+    def qdense_params(self, layer: Any, node: Node) -> None:
+        kq = layer.kernel_quantizer_internal
+        bq = layer.bias_quantizer_internal
+        if kq is None:
+            node.notes.append("kernel has no quantiser: quantised post-training")
+        else:
+            wq = np.asarray(kq(layer.kernel).numpy(), dtype=np.float64)
+            node.weight = wq
+            node.weight_type, declared = _param_type(wq, _declared_param_type(kq))
+            if not declared:
+                node.notes.append(f"kernel quantiser {kq} stored exactly as {node.weight_type}")
+        if not layer.use_bias:
+            node.bias_type = node.weight_type or FixedType(1, 1)
+        elif bq is None:
+            self.exact = False
+            node.notes.append(
+                "bias has no quantiser: rounded to the accumulator's fractional bits; "
+                "QKeras's own inference uses the float bias"
+            )
+        else:
+            bvals = np.asarray(bq(layer.bias).numpy(), dtype=np.float64)
+            node.bias = bvals
+            node.bias_type, declared = _param_type(bvals, _declared_param_type(bq))
+            if not declared:
+                node.notes.append(f"bias quantiser {bq} stored exactly as {node.bias_type}")
+
+    def reference(self) -> Callable[[np.ndarray], np.ndarray]:
+        calls = list(self.calls)
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return _run_layers(calls, x)
+
+        return run
+
+
+def _run_layers(calls: list[tuple[Any, bool]], x: np.ndarray, batch: int = 4096) -> np.ndarray:
+    import tensorflow as tf
+
+    outs = []
+    for start in range(0, len(x), batch):
+        t = tf.constant(x[start : start + batch].astype(np.float32))
+        for layer, strip_softmax in calls:
+            if strip_softmax:
+                saved = layer.activation
+                layer.activation = _linear
+                try:
+                    t = layer(t, training=False)
+                finally:
+                    layer.activation = saved
+            else:
+                t = layer(t, training=False)
+        outs.append(np.asarray(t, dtype=np.float64))
+    return np.concatenate(outs, axis=0) if outs else np.zeros((0, 0))
+
+
+def _linear(x: Any) -> Any:
+    return x
+
+
+def _safe_name(name: str) -> str:
+    out = "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
+    if not out or not out[0].isalpha():
+        out = "model_" + out
+    return out.replace("__", "_")
+
+
+def load(path: Path, weights: Path | None = None) -> LoadedModel:
+    model = load_keras_file(path, weights)
+    tr = _Translator(path, model)
+    graph = tr.translate()
+    return LoadedModel(graph=graph, reference=tr.reference(), reference_exact=tr.exact and tr.quantised_by_model)
+
