@@ -117,8 +117,8 @@ def _sum_expr(weights: np.ndarray, bias: int) -> str:
     return " ".join(terms) if terms else "0"
 
 
-def render(graph: Graph, outdir: Path) -> VhdlDesign:
-    """Write the design into ``outdir`` (vhd files) and return its description."""
+def render(graph: Graph, outdir: Path, bench_dir: Path) -> VhdlDesign:
+    """Write the design into ``outdir`` and its textio bench into ``bench_dir``."""
     if graph.input_type is None or any(not n.quantised for n in graph.nodes):
         raise ValueError("the graph must be quantised before rendering")
     env = _env()
@@ -145,9 +145,19 @@ def render(graph: Graph, outdir: Path) -> VhdlDesign:
         lo, hi = _range(node.result_type)
         vec = f"{name}_vec"
         tensors.append(
-            {"name": node.name, "size": node.size, "type": node.result_type, "elem": f"{name}_t", "vec": vec, "lo": lo, "hi": hi}
+            {
+                "name": node.name,
+                "size": node.size,
+                "type": node.result_type,
+                "elem": f"{name}_t",
+                "vec": vec,
+                "lo": lo,
+                "hi": hi,
+            }
         )
-        ctx = dict(common, entity=entity, node=node, in_vec=prev_vec, out_vec=vec, out_elem=f"{name}_t", n_out=node.size)
+        ctx = dict(
+            common, entity=entity, node=node, in_vec=prev_vec, out_vec=vec, out_elem=f"{name}_t", n_out=node.size
+        )
         if node.op == "dense":
             text = _render_dense(env, graph, node, ctx)
         else:
@@ -159,7 +169,15 @@ def render(graph: Graph, outdir: Path) -> VhdlDesign:
         path.write_text(text)
         files.append(path)
         stages.append(
-            {"label": f"u_{name}", "entity": entity, "signal": f"s_{name}", "vec": vec, "in_signal": prev_signal, "in_valid": prev_valid, "argmax": False}
+            {
+                "label": f"u_{name}",
+                "entity": entity,
+                "signal": f"s_{name}",
+                "vec": vec,
+                "in_signal": prev_signal,
+                "in_valid": prev_valid,
+                "argmax": False,
+            }
         )
         prev_signal, prev_valid, prev_vec = f"s_{name}", f"s_{name}_valid", vec
     out_t = graph.output.result_type
@@ -174,7 +192,15 @@ def render(graph: Graph, outdir: Path) -> VhdlDesign:
         )
         files.append(path)
         stages.append(
-            {"label": "u_argmax", "entity": entity, "signal": "s_argmax", "vec": prev_vec, "in_signal": prev_signal, "in_valid": prev_valid, "argmax": True}
+            {
+                "label": "u_argmax",
+                "entity": entity,
+                "signal": "s_argmax",
+                "vec": prev_vec,
+                "in_signal": prev_signal,
+                "in_valid": prev_valid,
+                "argmax": True,
+            }
         )
         prev_signal = "s_argmax"
     pkg = outdir / f"{top}_pkg.vhd"
@@ -201,7 +227,8 @@ def render(graph: Graph, outdir: Path) -> VhdlDesign:
             common | iface | {"stages": stages, "last": prev_signal, "description": description}
         )
     )
-    tb_path = outdir / f"{top}_tb.vhd"
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    tb_path = bench_dir / f"{top}_tb.vhd"
     tb_path.write_text(env.get_template("tb_textio.vhd.j2").render(common | iface))
     return VhdlDesign(
         top=top,

@@ -18,9 +18,7 @@ import numpy as np
 ROUNDING_MODES = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_INF", "RND_MIN_INF", "RND_CONV")
 OVERFLOW_MODES = ("WRAP", "SAT", "SAT_SYM", "SAT_ZERO")
 
-_TYPE_RE = re.compile(
-    r"^\s*(u?fixed)\s*<\s*(\d+)\s*,\s*(-?\d+)\s*(?:,\s*([A-Z_]+)\s*)?(?:,\s*([A-Z_]+)\s*)?>\s*$"
-)
+_TYPE_RE = re.compile(r"^\s*(u?fixed)\s*<\s*(\d+)\s*,\s*(-?\d+)\s*(?:,\s*([A-Z_]+)\s*)?(?:,\s*([A-Z_]+)\s*)?>\s*$")
 
 # Widths up to this many bits are computed in int64 without risk of overflow
 # in a product of two such values plus a sum of a few thousand of them.
@@ -45,13 +43,9 @@ class FixedType:
         if self.width < 1:
             raise FixedTypeError(f"width must be at least 1, got {self.width}")
         if self.rounding not in ROUNDING_MODES:
-            raise FixedTypeError(
-                f"unknown rounding mode {self.rounding!r}; use one of {', '.join(ROUNDING_MODES)}"
-            )
+            raise FixedTypeError(f"unknown rounding mode {self.rounding!r}; use one of {', '.join(ROUNDING_MODES)}")
         if self.overflow not in OVERFLOW_MODES:
-            raise FixedTypeError(
-                f"unknown overflow mode {self.overflow!r}; use one of {', '.join(OVERFLOW_MODES)}"
-            )
+            raise FixedTypeError(f"unknown overflow mode {self.overflow!r}; use one of {', '.join(OVERFLOW_MODES)}")
 
     @property
     def frac(self) -> int:
@@ -102,8 +96,7 @@ class FixedType:
         m = _TYPE_RE.match(text)
         if not m:
             raise FixedTypeError(
-                f"cannot parse fixed-point type {text!r}; expected e.g. 'fixed<16,6>' or "
-                "'ufixed<8,0,RND_CONV,SAT>'"
+                f"cannot parse fixed-point type {text!r}; expected e.g. 'fixed<16,6>' or 'ufixed<8,0,RND_CONV,SAT>'"
             )
         kind, w, i, rnd, ovf = m.groups()
         return FixedType(int(w), int(i), kind == "fixed", rnd or rounding, ovf or overflow)

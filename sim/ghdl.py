@@ -68,7 +68,16 @@ def simulate(
     np.savetxt(in_file, np.asarray(inputs, dtype=np.int64), fmt="%d")
     ghdl = ghdl_path()
     _run(
-        [ghdl, "-r", STD, f"--workdir={workdir}", f"{top}_tb", f"-gIN_FILE={in_file}", f"-gOUT_FILE={out_file}"],
+        [
+            ghdl,
+            "-r",
+            STD,
+            f"--workdir={workdir}",
+            f"{top}_tb",
+            "--ieee-asserts=disable-at-0",
+            f"-gIN_FILE={in_file}",
+            f"-gOUT_FILE={out_file}",
+        ],
         workdir,
         "GHDL simulation",
     )

@@ -199,6 +199,10 @@ class _Translator:
 
     def translate(self) -> Graph:
         model = self.model
+        known = {*_IDENTITY, "Dense", "QDense", "Activation", "QActivation", "ReLU", "Softmax"}
+        for layer in model.layers:
+            if type(layer).__name__ not in known:
+                self.reject(layer)
         shape = tuple(model.inputs[0].shape)[1:] if model.inputs else None
         if shape is None or len(shape) != 1 or shape[0] is None:
             raise UnsupportedLayer(
@@ -334,4 +338,3 @@ def load(path: Path, weights: Path | None = None) -> LoadedModel:
     tr = _Translator(path, model)
     graph = tr.translate()
     return LoadedModel(graph=graph, reference=tr.reference(), reference_exact=tr.exact and tr.quantised_by_model)
-

@@ -1,0 +1,133 @@
+"""report.json: what a run did and what it proved, and the human summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .ir import Graph
+
+FLOAT32_MANTISSA_BITS = 24
+
+
+def _t(x: object) -> str | None:
+    return None if x is None else str(x)
+
+
+def layer_rows(graph: Graph) -> list[dict[str, Any]]:
+    rows = []
+    for n in graph.nodes:
+        rows.append(
+            {
+                "name": n.name,
+                "op": n.op,
+                "source": n.source,
+                "in_shape": [graph.in_size(n)],
+                "out_shape": [n.size],
+                "weight_type": _t(n.weight_type),
+                "bias_type": _t(n.bias_type),
+                "result_type": _t(n.result_type),
+                "accum_type": _t(n.accum_type),
+                "sparsity": round(n.sparsity(), 6),
+                "multipliers": n.multipliers(),
+                "notes": n.notes,
+            }
+        )
+    return rows
+
+
+def compression(graph: Graph) -> dict[str, Any]:
+    dense = [n for n in graph.nodes if n.op == "dense" and n.weight_int is not None]
+    total = sum(int(np.asarray(n.weight_int).size) for n in dense)
+    zeros = sum(int(np.count_nonzero(np.asarray(n.weight_int) == 0)) for n in dense)
+    bits = 0
+    for n in dense:
+        assert n.weight_type is not None and n.bias_type is not None
+        bits += n.multipliers() * n.weight_type.width + int(np.count_nonzero(n.bias_int)) * n.bias_type.width
+    return {
+        "sparsity": round(zeros / total, 6) if total else 0.0,
+        "weights": total,
+        "zero_weights": zeros,
+        "multipliers": sum(n.multipliers() for n in dense),
+        "weight_bits_total": bits,
+        "float32_bits_total": 32 * graph.parameters,
+    }
+
+
+def float_exactness(graph: Graph) -> dict[str, Any]:
+    """Which layers a float32 framework can compute exactly (every value within the mantissa)."""
+    inexact = []
+    for n in graph.nodes:
+        t = n.accum_type if n.op == "dense" else n.result_type
+        if t is not None and t.width - (1 if t.signed else 0) > FLOAT32_MANTISSA_BITS:
+            inexact.append(n.name)
+    return {"float32_exact": not inexact, "layers_beyond_float32": inexact}
+
+
+def build_report(
+    graph: Graph,
+    target: str,
+    latency: int,
+    verification: dict[str, Any],
+    quantisation: dict[str, Any],
+    outputs: dict[str, Any],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    return {
+        "tool": {"name": "mlinfn-compress", "version": __version__},
+        "model": {"path": graph.source_path, "framework": graph.framework, "parameters": graph.parameters},
+        "target": target,
+        "layers": layer_rows(graph),
+        "compression": compression(graph),
+        "quantisation": quantisation,
+        "verification": verification,
+        "hardware": {"latency_cycles": latency, "initiation_interval": 1, "resources": None, "outputs": outputs},
+        "accuracy": None,
+        "timings_s": timings,
+    }
+
+
+def summary(report: dict[str, Any], outdir: Path) -> str:
+    lines = [f"mlinfn-compress {report['tool']['version']}: {report['model']['path']} -> {outdir}/"]
+    lines.append(f"  {'layer':<16} {'op':<6} {'shape':>9}  {'weights':<26} {'result':<26} sparsity")
+    for row in report["layers"]:
+        shape = f"{row['in_shape'][0]}->{row['out_shape'][0]}"
+        lines.append(
+            f"  {row['name']:<16} {row['op']:<6} {shape:>9}  {row['weight_type'] or '-':<26} "
+            f"{row['result_type']:<26} {row['sparsity']:.0%}"
+        )
+    hw, comp, ver = report["hardware"], report["compression"], report["verification"]
+    lines.append(
+        f"  latency {hw['latency_cycles']} cycles, initiation interval {hw['initiation_interval']}; "
+        f"{comp['multipliers']} multipliers, {comp['sparsity']:.0%} of weights zero"
+    )
+    if hw["outputs"].get("argmax"):
+        lines.append(f"  outputs: {hw['outputs']['note']}")
+    fm = report["quantisation"].get("float_model")
+    if fm:
+        lines.append(
+            f"  vs float model: max |error| {fm['max_abs_error']:.4g}, arg-max agreement {fm['argmax_agreement']:.2%}"
+        )
+    proto = ver["protocol"]
+    if not ver["bit_exact"]:
+        verdict = "MISMATCH"
+    elif proto.get("failed") != 0 or not proto.get("tests"):
+        verdict = "PROTOCOL TESTS FAILED"
+    else:
+        verdict = "BIT-EXACT"
+    lines.append(
+        f"  verification: {ver['samples']} samples against {', '.join(ver['against'])}: "
+        f"{ver['mismatches']} mismatches; cocotb {proto.get('tests', 0) - proto.get('failed', 0)}/"
+        f"{proto.get('tests', 0)} protocol tests passed -> {verdict}"
+    )
+    if ver["first_mismatch"]:
+        fm2 = ver["first_mismatch"]
+        lines.append(
+            f"  first mismatch: sample {fm2['sample']}, output {fm2.get('output_name', fm2['output'])} "
+            f"against {fm2['against']}: expected {fm2['expected']}, got {fm2['got']}"
+        )
+    lines.append(f"  report: {outdir / 'report.json'}")
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""Run the cocotb protocol tests on a generated design in GHDL."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+STD = "--std=08"
+
+
+@dataclass
+class ProtocolResult:
+    tests: int
+    failed: int
+    samples: int
+    log: Path
+
+
+def run_protocol_tests(
+    sources: list[Path],
+    top: str,
+    inputs: np.ndarray,
+    logits: np.ndarray,
+    argmax: np.ndarray | None,
+    meta: tuple[int, int, bool, int],
+    build_dir: Path,
+) -> ProtocolResult:
+    """Build ``top`` with cocotb's GHDL runner and run the protocol tests.
+
+    ``meta`` is (input width, output width, outputs signed, latency).
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    logging.getLogger("Ghdl").setLevel(logging.WARNING)  # the runner logs every command it runs
+
+    build_dir = build_dir.resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    data = build_dir / "protocol_vectors.npz"
+    arrays = {"inputs": inputs, "logits": logits, "meta": np.array([int(v) for v in meta])}
+    if argmax is not None:
+        arrays["argmax"] = argmax
+    np.savez(data, **arrays)
+    runner = get_runner("ghdl")
+    log = build_dir / "cocotb.log"
+    runner.build(
+        vhdl_sources=[str(s.resolve()) for s in sources],
+        hdl_toplevel=top,
+        build_args=[STD],
+        build_dir=str(build_dir),
+        always=True,
+        log_file=str(build_dir / "build.log"),
+    )
+    env = {"MLINFN_PROTOCOL_DATA": str(data), "COCOTB_ANSI_OUTPUT": "0"}
+    pythonpath = os.environ.get("PYTHONPATH")
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    # GHDL looks for the analysed library in the directory it runs in.
+    results = runner.test(
+        test_module="mlinfn_compress.sim.protocol_test",
+        hdl_toplevel=top,
+        test_args=[STD],
+        plusargs=["--ieee-asserts=disable-at-0"],  # GHDL run-time option, after the unit
+        extra_env=env,
+        build_dir=str(build_dir),
+        test_dir=str(build_dir),
+        results_xml=str(build_dir / "results.xml"),
+        log_file=str(log),
+    )
+    tests, failed = get_results(results)
+    return ProtocolResult(tests=tests, failed=failed, samples=len(inputs), log=log)
