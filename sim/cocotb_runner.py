@@ -47,7 +47,7 @@ def run_protocol_tests(
     runner = get_runner("ghdl")
     log = build_dir / "cocotb.log"
     runner.build(
-        vhdl_sources=[str(s.resolve()) for s in sources],
+        sources=[str(s.resolve()) for s in sources],
         hdl_toplevel=top,
         build_args=[STD],
         build_dir=str(build_dir),
@@ -58,17 +58,26 @@ def run_protocol_tests(
     pythonpath = os.environ.get("PYTHONPATH")
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    # GHDL looks for the analysed library in the directory it runs in.
-    results = runner.test(
-        test_module="mlinfn_compress.sim.protocol_test",
-        hdl_toplevel=top,
-        test_args=[STD],
-        plusargs=["--ieee-asserts=disable-at-0"],  # GHDL run-time option, after the unit
-        extra_env=env,
-        build_dir=str(build_dir),
-        test_dir=str(build_dir),
-        results_xml=str(build_dir / "results.xml"),
-        log_file=str(log),
-    )
+    # GHDL looks for the analysed library in the directory it runs in.  The
+    # runner exits the process on failures when it thinks it runs under
+    # pytest: hide that, so that failures come back as results.
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        results = runner.test(
+            test_module="mlinfn_compress.sim.protocol_test",
+            hdl_toplevel=top,
+            test_args=[STD],
+            plusargs=["--ieee-asserts=disable-at-0"],  # GHDL run-time option, after the unit
+            extra_env=env,
+            build_dir=str(build_dir),
+            test_dir=str(build_dir),
+            results_xml=str(build_dir / "results.xml"),
+            log_file=str(log),
+        )
+    except SystemExit as e:
+        raise RuntimeError(f"the simulator exited with code {e.code}; see {log}") from e
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
     tests, failed = get_results(results)
     return ProtocolResult(tests=tests, failed=failed, samples=len(inputs), log=log)

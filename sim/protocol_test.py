@@ -135,11 +135,13 @@ async def back_to_back_and_reset(dut: object) -> None:
     tb.check(expected)
     tb.seen.clear()
     for k in range(3):  # in flight when reset comes
-        await tb.drive(k)
-    await tb.reset(2)
+        last = await tb.drive(k)
+    await tb.reset(2)  # takes effect at the edge after the last input
     for _ in range(tb.latency + 3):
         await RisingEdge(dut.clk)
-    assert tb.seen == [], f"outputs appeared after reset: {len(tb.seen)}"
+    late = [edge for edge, _, _ in tb.seen if edge > last]
+    assert late == [], f"outputs appeared during or after reset at edges {late}"
+    tb.seen.clear()
     expected = [(k, await tb.drive(k)) for k in range(3, min(len(tb.x), 8))]
     for _ in range(tb.latency + 3):
         await RisingEdge(dut.clk)

@@ -83,7 +83,8 @@ def load_keras_file(path: Path, weights: Path | None = None) -> Any:
             )
         tfk = _tf_keras()
         try:
-            model = tfk.models.model_from_json(path.read_text(), custom_objects=_qkeras_objects())
+            arch = _legacy_quantizers(json.loads(path.read_text()))
+            model = tfk.models.model_from_json(json.dumps(arch), custom_objects=_qkeras_objects())
             model.load_weights(str(weights))
         except Exception as e:  # noqa: BLE001 - any loader failure is a bad input
             raise UserError(f"{path} + {weights}: cannot load the model ({_short(e)})") from e
@@ -100,6 +101,21 @@ def load_keras_file(path: Path, weights: Path | None = None) -> Any:
         raise
     except Exception as e:  # noqa: BLE001
         raise UserError(f"{path}: cannot load the model ({_short(e)})") from e
+
+
+def _legacy_quantizers(obj: Any, nested: bool = False) -> Any:
+    """Rewrite QKeras quantisers nested in layer configs into the form QKeras can read back.
+
+    tf_keras's ``to_json`` writes them as ``{"module", "class_name", "config",
+    "registered_name"}``, which QKeras layers cannot deserialise from JSON.
+    """
+    if isinstance(obj, list):
+        return [_legacy_quantizers(v, True) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if nested and str(obj.get("module", "")).startswith("qkeras.quantizers") and "config" in obj:
+        return {"class_name": obj["class_name"], "config": obj["config"], "__passive_serialization__": True}
+    return {k: _legacy_quantizers(v, True) for k, v in obj.items()}
 
 
 def _short(e: Exception) -> str:

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# mlinfn-compress: set-up and the everyday commands.
+#
+#   ./dev.sh example   compress the built-in example model, emit VHDL, verify it in GHDL, write the report
+#   ./dev.sh test      run the test suite
+#
+# Each command first does whatever set-up is missing (Debian packages GHDL and
+# yosys, a virtual environment in .venv with the pinned dependencies, the
+# editable install) and skips what is already done.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=.venv
+STAMP="$VENV/.mlinfn-setup"
+APT_PACKAGES=(ghdl yosys)
+
+say() { printf '[dev.sh] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_system() {
+  local missing=()
+  command -v ghdl >/dev/null 2>&1 || missing+=(ghdl)
+  command -v yosys >/dev/null 2>&1 || missing+=(yosys)
+  if ! command -v python3.11 >/dev/null 2>&1 && ! python3 -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
+    missing+=(python3.11 python3.11-venv)
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" "${APT_PACKAGES[@]}" >/dev/null
+  fi
+}
+
+python311() {
+  if command -v python3.11 >/dev/null 2>&1; then echo python3.11; else echo python3; fi
+}
+
+ensure_python() {
+  local want
+  want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+    return 0
+  fi
+  local py
+  py=$(python311)
+  if ! "$py" -m venv --help >/dev/null 2>&1; then
+    say "installing python3-venv"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  fi
+  say "creating the virtual environment in $VENV (pinned dependencies from requirements.lock)"
+  [ -x "$VENV/bin/python" ] || "$py" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -r requirements.lock
+  "$VENV/bin/python" -m pip install -q --no-deps -e .
+  echo "$want" >"$STAMP"
+}
+
+setup() {
+  ensure_system
+  ensure_python
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+  setup)
+    setup
+    ;;
+  example)
+    setup
+    exec "$VENV/bin/mlinfn-compress" examples/models/digits_mlp.h5 \
+      --calibration examples/models/digits_calibration.npy \
+      --target vhdl -o out/digits_mlp --force "$@"
+    ;;
+  test)
+    setup
+    exec "$VENV/bin/python" -m pytest -q "$@"
+    ;;
+  lint)
+    setup
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    ;;
+  *)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    [ "$cmd" = help ] || exit 2
+    ;;
+esac

@@ -1,0 +1,114 @@
+"""Shared fixtures: the tests build their own models, so they pass on any clone."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+
+
+def _keras() -> Any:
+    import tf_keras
+
+    return tf_keras
+
+
+def sparse_normal(rng: np.random.Generator, shape: tuple[int, ...], scale: float, zero_frac: float) -> np.ndarray:
+    w = rng.normal(0.0, scale, shape)
+    w[rng.random(shape) < zero_frac] = 0.0
+    return w
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def float_mlp(models_dir: Path) -> Path:
+    """A jet-tagger-shaped float MLP 16-64-32-32-5 (relu, softmax), 70% of weights zero."""
+    k = _keras()
+    rng = np.random.default_rng(7)
+    model = k.Sequential(
+        [
+            k.layers.Input((16,)),
+            k.layers.Dense(64, activation="relu", name="fc1"),
+            k.layers.Dense(32, name="fc2"),
+            k.layers.ReLU(name="relu2"),
+            k.layers.Dropout(0.2, name="drop"),
+            k.layers.Dense(32, name="fc3"),
+            k.layers.Activation("relu", name="relu3"),
+            k.layers.Dense(5, activation="softmax", name="output"),
+        ],
+        name="jet_mlp",
+    )
+    for layer in model.layers:
+        if layer.get_weights():
+            w, b = layer.get_weights()
+            layer.set_weights([sparse_normal(rng, w.shape, 0.4, 0.7), rng.normal(0.0, 0.2, b.shape)])
+    path = models_dir / "jet_mlp.h5"
+    model.save(path, include_optimizer=False)
+    return path
+
+
+def build_qkeras(rng: np.random.Generator) -> Any:
+    k = _keras()
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    def q() -> Any:
+        return quantized_bits(6, 0, alpha=1)
+
+    model = k.Sequential(
+        [
+            k.layers.Input((16,)),
+            QDense(64, kernel_quantizer=q(), bias_quantizer=q(), name="fc1"),
+            QActivation(quantized_relu(6, 0), name="relu1"),
+            QDense(32, kernel_quantizer=q(), bias_quantizer=q(), name="fc2"),
+            QActivation(quantized_relu(6, 0), name="relu2"),
+            QDense(32, kernel_quantizer=q(), bias_quantizer=q(), name="fc3"),
+            QActivation(quantized_relu(6, 0), name="relu3"),
+            QDense(5, kernel_quantizer=q(), bias_quantizer=q(), name="output"),
+            k.layers.Activation("softmax", name="softmax"),
+        ],
+        name="qkeras_mlp",
+    )
+    for layer in model.layers:
+        if layer.get_weights():
+            w, b = layer.get_weights()
+            layer.set_weights([sparse_normal(rng, w.shape, 0.5, 0.5), rng.normal(0.0, 0.3, b.shape)])
+    return model
+
+
+@pytest.fixture(scope="session")
+def qkeras_mlp(models_dir: Path) -> Path:
+    """QKeras 16-64-32-32-5: quantized_bits(6,0,alpha=1) weights, quantized_relu(6,0)."""
+    path = models_dir / "qkeras_mlp.h5"
+    build_qkeras(np.random.default_rng(11)).save(path, include_optimizer=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_mlp(models_dir: Path) -> Callable[[str, float], Path]:
+    """A factory of small float MLPs 8-6-3 with a given fraction of zero weights."""
+
+    def make(name: str, zero_frac: float) -> Path:
+        k = _keras()
+        rng = np.random.default_rng(3)
+        model = k.Sequential([k.layers.Input((8,)), k.layers.Dense(6, activation="relu"), k.layers.Dense(3)], name=name)
+        for layer in model.layers:
+            w, b = layer.get_weights()
+            layer.set_weights([sparse_normal(rng, w.shape, 0.5, zero_frac), rng.normal(0, 0.1, b.shape)])
+        path = models_dir / f"{name}.h5"
+        model.save(path, include_optimizer=False)
+        return path
+
+    return make

@@ -1,0 +1,228 @@
+"""End to end: the command on models the tests build, bad inputs, the mutation check."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mlinfn_compress.cli import main
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main([*args, "-q"] if args and args[0] != "verify" else args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def report(outdir: Path) -> dict[str, Any]:
+    return json.loads((outdir / "report.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def float_run(float_mlp: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("float") / "out"
+    assert main([str(float_mlp), "--target", "vhdl", "-o", str(outdir), "-q"]) == 0
+    return outdir
+
+
+@pytest.fixture(scope="module")
+def qkeras_run(qkeras_mlp: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("qkeras") / "out"
+    assert main([str(qkeras_mlp), "-o", str(outdir), "-q"]) == 0
+    return outdir
+
+
+def test_float_mlp_verified_bit_exact(float_run: Path) -> None:
+    r = report(float_run)
+    v = r["verification"]
+    assert v["samples"] == 1000 and v["mismatches"] == 0 and v["bit_exact"] is True
+    assert v["first_mismatch"] is None
+    assert v["against"] == ["golden", "golden (arg-max)"]
+    assert v["protocol"] == {"tests": 2, "failed": 0, "samples": 200}
+    assert r["tool"]["name"] == "mlinfn-compress" and r["target"] == "vhdl"
+    assert r["model"]["framework"] == "keras"
+    assert r["model"]["parameters"] == 16 * 64 + 64 + 64 * 32 + 32 + 32 * 32 + 32 + 32 * 5 + 5
+    assert [(row["name"], row["op"]) for row in r["layers"]] == [
+        ("fc1", "dense"), ("fc1_relu", "relu"), ("fc2", "dense"), ("relu2", "relu"),
+        ("fc3", "dense"), ("relu3", "relu"), ("output", "dense"),
+    ]  # fmt: skip
+    hw = r["hardware"]
+    assert hw["latency_cycles"] == 8 and hw["initiation_interval"] == 1 and hw["resources"] is None
+    assert hw["outputs"]["argmax"] is True and "softmax" in hw["outputs"]["note"]
+    q = r["quantisation"]
+    assert q["input_type"] == "fixed<16,6,RND_CONV,SAT>"
+    assert 0 < q["float_model"]["max_abs_error"] < 1 and q["float_model"]["argmax_agreement"] > 0.9
+    assert r["compression"]["sparsity"] > 0.6
+
+
+def test_pruned_weights_generate_no_multipliers(float_run: Path) -> None:
+    r = report(float_run)
+    design = json.loads((float_run / "design.json").read_text())
+    for row, node in zip(r["layers"], design["ir"]["nodes"], strict=True):
+        if row["op"] != "dense":
+            continue
+        nonzero = int(np.count_nonzero(node["weight_int"]))
+        assert row["multipliers"] == nonzero
+        text = (float_run / "vhdl" / f"jet_mlp_{row['name']}.vhd").read_text()
+        assert len(re.findall(r"x\(\d+\)", text)) == nonzero  # one term per non-zero weight
+
+
+def test_qkeras_mlp_matches_qkeras_and_golden(qkeras_run: Path) -> None:
+    r = report(qkeras_run)
+    v = r["verification"]
+    assert v["against"] == ["golden", "golden (arg-max)", "qkeras"]
+    assert v["samples"] == 1000 and v["mismatches"] == 0 and v["bit_exact"] is True
+    assert all(c["mismatches"] == 0 for c in v["comparisons"])
+    types = {row["name"]: row for row in r["layers"]}
+    assert types["fc1"]["weight_type"] == "fixed<6,1,RND_CONV,SAT>"
+    assert types["relu1"]["result_type"] == "ufixed<6,0,RND_CONV,SAT>"
+    assert r["quantisation"]["framework"]["compared_bit_for_bit"] is True
+    assert r["quantisation"]["chosen_post_training"] == []
+
+
+def test_verify_catches_a_changed_weight(qkeras_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    outdir = tmp_path / "mutant"
+    subprocess.run(["cp", "-r", str(qkeras_run), str(outdir)], check=True)
+    code, out, _ = run(["verify", str(outdir), "-q"], capsys)
+    assert code == 0 and "BIT-EXACT" in out
+    layer = outdir / "vhdl" / "qkeras_mlp_fc2.vhd"
+    text = layer.read_text()
+    m = re.search(r"x\((\d+)\) \* (\d+)", text)
+    assert m is not None
+    layer.write_text(text[: m.start(2)] + str(int(m.group(2)) + 1) + text[m.end(2) :])
+    code, out, _ = run(["verify", str(outdir), "-q"], capsys)
+    assert code == 1
+    v = report(outdir)["verification"]
+    assert v["mismatches"] > 0 and v["bit_exact"] is False
+    assert v["first_mismatch"]["against"] == "golden"
+    assert "MISMATCH" in out and "first mismatch: sample" in out
+
+
+def test_summary_and_default_outdir(
+    small_mlp: Callable[[str, float], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    model = small_mlp("tiny", 0.3)
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run([str(model), "--simulate", "50"], capsys)
+    assert code == 0
+    assert (tmp_path / "tiny_out" / "report.json").exists()
+    assert "verification: 50 samples against golden: 0 mismatches" in out
+    assert "report: tiny_out/report.json" in out
+    # An existing non-empty output folder is not replaced without --force.
+    code, _, err = run([str(model), "--simulate", "50"], capsys)
+    assert code == 2 and "tiny_out: exists and is not empty; pass --force to replace it" in err
+    code, _, _ = run([str(model), "--simulate", "50", "--force"], capsys)
+    assert code == 0
+
+
+def test_calibration_sets_inputs_and_ranges(
+    small_mlp: Callable[[str, float], Path], tmp_path: Path, capsys: Any
+) -> None:
+    model = small_mlp("calib", 0.0)
+    cal = tmp_path / "cal.npy"
+    np.save(cal, np.random.default_rng(0).uniform(-3, 3, (300, 8)))
+    code, _, _ = run([str(model), "--calibration", str(cal), "--bits", "10", "-o", str(tmp_path / "o")], capsys)
+    assert code == 0
+    r = report(tmp_path / "o")
+    assert r["verification"]["samples"] == 1000
+    assert "calibration file (300 rows)" in r["quantisation"]["verification_inputs"]
+    assert r["quantisation"]["weight_bits"] == 10 and r["quantisation"]["act_bits"] == 10
+    assert r["layers"][0]["weight_type"].startswith("fixed<10,")
+
+
+def bad(args: list[str], outdir: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    code, _, err = run([*args, "-o", str(outdir)], capsys)
+    assert code == 2
+    assert not outdir.exists()
+    assert not list(outdir.parent.glob(f".{outdir.name}*"))
+    return err
+
+
+def test_missing_model_file(tmp_path: Path, capsys: Any) -> None:
+    err = bad([str(tmp_path / "nope.h5")], tmp_path / "o", capsys)
+    assert f"{tmp_path / 'nope.h5'}: no such model file" in err
+
+
+def test_truncated_hdf5(float_mlp: Path, tmp_path: Path, capsys: Any) -> None:
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(float_mlp.read_bytes()[:3000])
+    err = bad([str(broken)], tmp_path / "o", capsys)
+    assert f"{broken}: cannot read the model file" in err
+
+
+def test_unsupported_layer(tmp_path: Path, capsys: Any) -> None:
+    import tf_keras as k
+
+    model = k.Sequential([k.layers.Input((4,)), k.layers.Dense(3), k.layers.BatchNormalization(name="bn")])
+    path = tmp_path / "bn.h5"
+    model.save(path)
+    err = bad([str(path)], tmp_path / "o", capsys)
+    assert "bn.h5: layer 'bn' (BatchNormalization) is not supported; supported: InputLayer, Dense" in err
+
+
+def test_unsupported_activation(tmp_path: Path, capsys: Any) -> None:
+    import tf_keras as k
+
+    model = k.Sequential([k.layers.Input((4,)), k.layers.Dense(3, activation="tanh", name="fc")])
+    path = tmp_path / "tanh.h5"
+    model.save(path)
+    err = bad([str(path)], tmp_path / "o", capsys)
+    assert "tanh.h5: layer 'fc' (Dense) has activation 'tanh', which is not supported" in err
+
+
+def test_calibration_of_wrong_width(float_mlp: Path, tmp_path: Path, capsys: Any) -> None:
+    cal = tmp_path / "cal.npy"
+    np.save(cal, np.zeros((10, 15)))
+    err = bad([str(float_mlp), "--calibration", str(cal)], tmp_path / "o", capsys)
+    assert f"{cal}: calibration data has shape (10, 15), but the model expects (samples, 16) features" in err
+
+
+def test_hls_target_not_yet(float_mlp: Path, tmp_path: Path, capsys: Any) -> None:
+    err = bad([str(float_mlp), "--target", "hls"], tmp_path / "o", capsys)
+    assert "--target hls: not yet supported" in err
+
+
+def test_json_plus_weights(tmp_path: Path, capsys: Any) -> None:
+    from conftest import build_qkeras
+
+    model = build_qkeras(np.random.default_rng(5))
+    (tmp_path / "arch.json").write_text(model.to_json())
+    model.save_weights(tmp_path / "arch_weights.h5")
+    code, _, _ = run([str(tmp_path / "arch.json"), "--simulate", "100", "-o", str(tmp_path / "o")], capsys)
+    assert code == 0
+    assert report(tmp_path / "o")["verification"]["against"][-1] == "qkeras"
+    err = bad([str(tmp_path / "arch.json"), "--weights", str(tmp_path / "none.h5")], tmp_path / "o2", capsys)
+    assert "an architecture JSON needs its weights" in err
+
+
+def test_keras3_file(tmp_path: Path, capsys: Any) -> None:
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(5, activation="relu"), keras.layers.Dense(2), keras.layers.Softmax()]
+    )
+    path = tmp_path / "k3.keras"
+    model.save(path)
+    code, _, _ = run([str(path), "--simulate", "100", "-o", str(tmp_path / "o")], capsys)
+    assert code == 0
+    r = report(tmp_path / "o")
+    assert r["verification"]["mismatches"] == 0 and r["hardware"]["outputs"]["argmax"] is True
+
+
+def test_help_is_instant_and_light() -> None:
+    code = (
+        "import sys\n"
+        "from mlinfn_compress.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'tensorflow' not in sys.modules and 'torch' not in sys.modules, 'heavy import'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "usage: mlinfn-compress" in out and "verify OUTDIR" in out

@@ -1,0 +1,40 @@
+"""Conformance: the command on real models from ../shared/models, when that folder exists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_MODELS
+
+from mlinfn_compress.cli import main
+
+pytestmark = pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason=f"{SHARED_MODELS} is not here")
+
+
+@pytest.mark.parametrize(
+    ("model", "against"),
+    [
+        ("jet_tagger_3layer.h5", ["golden", "golden (arg-max)"]),
+        ("jet_tagger_qkeras_6bit.h5", ["golden", "golden (arg-max)", "qkeras"]),
+        ("qkeras_3layer.json", ["golden", "golden (arg-max)", "qkeras"]),
+    ],
+)
+def test_shared_model_verifies_bit_exact(model: str, against: list[str], tmp_path: Path) -> None:
+    outdir = tmp_path / "out"
+    assert main([str(SHARED_MODELS / model), "-o", str(outdir), "-q"]) == 0
+    report = json.loads((outdir / "report.json").read_text())
+    v = report["verification"]
+    assert v["against"] == against
+    assert v["samples"] == 1000 and v["mismatches"] == 0 and v["bit_exact"] is True
+    assert v["protocol"]["failed"] == 0
+    assert report["model"]["parameters"] == 4389
+    assert report["hardware"]["latency_cycles"] == 8
+
+
+def test_shared_conv1d_is_refused_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    outdir = tmp_path / "out"
+    assert main([str(SHARED_MODELS / "conv1d_small.h5"), "-o", str(outdir), "-q"]) == 2
+    assert "conv1d_small.h5: layer 'conv1_relu' (Conv1D) is not supported" in capsys.readouterr().err
+    assert not outdir.exists()
