@@ -35,8 +35,6 @@ def run_protocol_tests(
     """
     from cocotb_tools.runner import get_results, get_runner
 
-    logging.getLogger("Ghdl").setLevel(logging.WARNING)  # the runner logs every command it runs
-
     build_dir = build_dir.resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     data = build_dir / "protocol_vectors.npz"
@@ -45,6 +43,7 @@ def run_protocol_tests(
         arrays["argmax"] = argmax
     np.savez(data, **arrays)
     runner = get_runner("ghdl")
+    runner.log.setLevel(logging.WARNING)  # it logs every command it runs
     log = build_dir / "cocotb.log"
     runner.build(
         sources=[str(s.resolve()) for s in sources],

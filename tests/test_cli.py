@@ -217,6 +217,41 @@ def test_keras3_file(tmp_path: Path, capsys: Any) -> None:
     assert r["verification"]["mismatches"] == 0 and r["hardware"]["outputs"]["argmax"] is True
 
 
+def test_qkeras_po2_quantisers_in_tf_keras_archive(tmp_path: Path, capsys: Any) -> None:
+    """quantized_po2 and alpha="auto_po2" weights, a quantised activation inside QDense, a .keras file."""
+    import tf_keras as k
+    from qkeras import QActivation, QDense, quantized_bits, quantized_po2
+
+    model = k.Sequential(
+        [
+            k.layers.Input((10,)),
+            QDense(8, kernel_quantizer=quantized_po2(4), bias_quantizer=quantized_bits(8, 2, alpha=1), name="po2"),
+            QActivation("quantized_relu(8,2)", name="relu"),
+            QDense(
+                4,
+                kernel_quantizer=quantized_bits(6, 0, alpha="auto_po2"),
+                bias_quantizer=quantized_bits(8, 2, alpha=1),
+                activation="quantized_relu(8,3)",
+                name="auto",
+            ),
+        ]
+    )
+    rng = np.random.default_rng(2)
+    for layer in (model.get_layer("po2"), model.get_layer("auto")):
+        w, b = layer.get_weights()
+        layer.set_weights([rng.normal(0, 0.5, w.shape), rng.normal(0, 0.3, b.shape)])
+    path = tmp_path / "po2.keras"
+    model.save(path)
+    code, _, _ = run([str(path), "--simulate", "300", "-o", str(tmp_path / "o")], capsys)
+    assert code == 0
+    r = report(tmp_path / "o")
+    assert r["verification"]["against"] == ["golden", "qkeras"] and r["verification"]["mismatches"] == 0
+    assert [row["result_type"] for row in r["layers"] if row["op"] == "relu"] == [
+        "ufixed<8,2,RND_CONV,SAT>",
+        "ufixed<8,3,RND_CONV,SAT>",
+    ]
+
+
 def test_help_is_instant_and_light() -> None:
     code = (
         "import sys\n"
@@ -226,3 +261,42 @@ def test_help_is_instant_and_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "usage: mlinfn-compress" in out and "verify OUTDIR" in out
+
+
+def test_protocol_checker_can_fail(qkeras_run: Path, tmp_path: Path, capsys: Any) -> None:
+    """Claim a latency one cycle longer than the design has: the cocotb tests must fail."""
+    outdir = tmp_path / "wrong_latency"
+    subprocess.run(["cp", "-r", str(qkeras_run), str(outdir)], check=True)
+    design = json.loads((outdir / "design.json").read_text())
+    design["vhdl"]["latency"] += 1
+    (outdir / "design.json").write_text(json.dumps(design))
+    code, out, _ = run(["verify", str(outdir), "-q"], capsys)
+    assert code == 1
+    v = report(outdir)["verification"]
+    assert v["mismatches"] == 0 and v["protocol"]["failed"] == 2
+    assert "PROTOCOL TESTS FAILED" in out
+
+
+def test_whole_design_synthesises(tmp_path: Path, capsys: Any) -> None:
+    """ghdl --synth accepts every entity kind: dense, relu, arg-max, top level."""
+    import tf_keras as k
+
+    model = k.Sequential(
+        [k.layers.Input((6,)), k.layers.Dense(5, activation="relu"), k.layers.Dense(3, activation="softmax")],
+        name="synth_me",
+    )
+    model.save(tmp_path / "m.h5")
+    code, _, _ = run([str(tmp_path / "m.h5"), "--simulate", "50", "-o", str(tmp_path / "o")], capsys)
+    assert code == 0
+    d = json.loads((tmp_path / "o" / "design.json").read_text())["vhdl"]
+    files = [str(tmp_path / "o" / "vhdl" / f) for f in d["files"]]
+    work = tmp_path / "work"
+    work.mkdir()
+    subprocess.run(["ghdl", "-a", "--std=08", f"--workdir={work}", *files], check=True)
+    netlist = subprocess.run(
+        ["ghdl", "--synth", "--std=08", f"--workdir={work}", "--out=verilog", d["top"]],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "module synth_me" in netlist and "out_argmax" in netlist
