@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,27 @@ SUPPORTED = (
 _IDENTITY = ("InputLayer", "Dropout", "AlphaDropout", "GaussianDropout", "GaussianNoise")
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what TensorFlow's C++ side prints while it starts (it ignores the log level then)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _tf_keras() -> Any:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tf_keras
+    with _native_stderr_silenced():
+        import tensorflow  # noqa: F401
+        import tf_keras
 
     return tf_keras
 
@@ -47,7 +66,8 @@ def _qkeras_objects() -> dict[str, Any]:
 
 def _keras3() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
+    with _native_stderr_silenced():
+        import keras
 
     return keras
 
