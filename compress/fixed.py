@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -126,25 +127,28 @@ def shift_round(values: np.ndarray, shift: int, rounding: str) -> np.ndarray:
     half = 1 << (shift - 1)
     q = v >> shift  # floor, for int64 and for Python ints alike
     r = v - q * one  # 0 <= r < one
-    neg = v < 0
-    if rounding == "TRN":
-        return q
-    if rounding == "TRN_ZERO":
-        return q + ((r != 0) & neg)
-    above, tie = r > half, r == half
-    if rounding == "RND":
-        up = above | tie
-    elif rounding == "RND_ZERO":
-        up = above | (tie & neg)
-    elif rounding == "RND_INF":
-        up = above | (tie & ~neg)
-    elif rounding == "RND_MIN_INF":
-        up = above
-    elif rounding == "RND_CONV":
-        up = above | (tie & ((q & 1) == 1))
-    else:
-        raise FixedTypeError(f"unknown rounding mode {rounding!r}")
-    return q + up
+    return q + _round_up(rounding, r > half, r == half, r != 0, v < 0, (q & 1) == 1)
+
+
+def _round_up(mode: str, above: Any, tie: Any, inexact: Any, neg: Any, odd: Any) -> Any:
+    """Whether the floor of a value goes up by one: from where the value lies between
+    floor and floor + 1 (above half, exactly half, not exact), its sign and the
+    floor's parity."""
+    if mode == "TRN":
+        return np.zeros_like(above)
+    if mode == "TRN_ZERO":
+        return inexact & neg
+    if mode == "RND":
+        return above | tie
+    if mode == "RND_ZERO":
+        return above | (tie & neg)
+    if mode == "RND_INF":
+        return above | (tie & ~neg)
+    if mode == "RND_MIN_INF":
+        return above
+    if mode == "RND_CONV":
+        return above | (tie & odd)
+    raise FixedTypeError(f"unknown rounding mode {mode!r}")
 
 
 def apply_overflow(values: np.ndarray, t: FixedType) -> np.ndarray:
@@ -180,37 +184,13 @@ def quantize(x: np.ndarray, t: FixedType) -> np.ndarray:
     if not np.all(np.isfinite(xf)):
         raise FixedTypeError("cannot quantise NaN or infinite values")
     scaled = np.ldexp(xf, t.frac)  # exact: multiplication by a power of two
-    mode = t.rounding
-    if mode == "TRN":
-        r = np.floor(scaled)
-    elif mode == "TRN_ZERO":
-        r = np.trunc(scaled)
-    elif mode == "RND_CONV":
-        r = np.round(scaled)  # numpy rounds half to even
-    else:
-        r = _half(scaled, mode)
+    fl = np.floor(scaled)
+    part = scaled - fl  # exact in float64
+    r = fl + _round_up(t.rounding, part > 0.5, part == 0.5, part != 0, scaled < 0, np.mod(fl, 2) == 1)
     wide = needs_wide(t.width + 1) or bool(np.any(np.abs(r) >= 2**62))
     ints = np.array([int(v) for v in r.ravel()], dtype=object).reshape(r.shape) if wide else r.astype(np.int64)
     out = apply_overflow(ints, t)
     return out if needs_wide(t.width) else np.asarray(out).astype(np.int64)
-
-
-def _half(scaled: np.ndarray, mode: str) -> np.ndarray:
-    fl = np.floor(scaled)
-    frac = scaled - fl
-    above, tie = frac > 0.5, frac == 0.5
-    neg = scaled < 0
-    if mode == "RND":
-        up = above | tie
-    elif mode == "RND_ZERO":
-        up = above | (tie & neg)
-    elif mode == "RND_INF":
-        up = above | (tie & ~neg)
-    elif mode == "RND_MIN_INF":
-        up = above
-    else:
-        raise FixedTypeError(f"unknown rounding mode {mode!r}")
-    return fl + up
 
 
 def to_float(values: np.ndarray, frac: int) -> np.ndarray:

@@ -304,30 +304,31 @@ class _Translator:
         return int(units)
 
     def qdense_params(self, layer: Any, node: Node) -> None:
-        kq = layer.kernel_quantizer_internal
-        bq = layer.bias_quantizer_internal
-        if kq is None:
+        if layer.kernel_quantizer_internal is None:
             node.notes.append("kernel has no quantiser: quantised post-training")
         else:
-            wq = np.asarray(kq(layer.kernel).numpy(), dtype=np.float64)
-            node.weight = wq
-            node.weight_type, declared = _param_type(wq, _declared_param_type(kq))
-            if not declared:
-                node.notes.append(f"kernel quantiser {kq} stored exactly as {node.weight_type}")
+            node.weight, node.weight_type = self.quantised_param(
+                node, "kernel", layer.kernel_quantizer_internal, layer.kernel
+            )
         if not layer.use_bias:
             node.bias_type = node.weight_type or FixedType(1, 1)
-        elif bq is None:
+        elif layer.bias_quantizer_internal is None:
             self.exact = False
             node.notes.append(
                 "bias has no quantiser: rounded to the accumulator's fractional bits; "
                 "QKeras's own inference uses the float bias"
             )
         else:
-            bvals = np.asarray(bq(layer.bias).numpy(), dtype=np.float64)
-            node.bias = bvals
-            node.bias_type, declared = _param_type(bvals, _declared_param_type(bq))
-            if not declared:
-                node.notes.append(f"bias quantiser {bq} stored exactly as {node.bias_type}")
+            node.bias, node.bias_type = self.quantised_param(node, "bias", layer.bias_quantizer_internal, layer.bias)
+
+    @staticmethod
+    def quantised_param(node: Node, what: str, quantiser: Any, variable: Any) -> tuple[np.ndarray, FixedType]:
+        """The values QKeras itself computes with, and a type that holds them exactly."""
+        values = np.asarray(quantiser(variable).numpy(), dtype=np.float64)
+        t, declared = _param_type(values, _declared_param_type(quantiser))
+        if not declared:
+            node.notes.append(f"{what} quantiser {quantiser} stored exactly as {t}")
+        return values, t
 
     def reference(self) -> Callable[[np.ndarray], np.ndarray]:
         calls = list(self.calls)
