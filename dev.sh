@@ -46,7 +46,7 @@ ensure_python() {
   fi
   local py
   py=$(python311)
-  if ! "$py" -m venv --help >/dev/null 2>&1; then
+  if ! "$py" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     say "installing python3-venv"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
