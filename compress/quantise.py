@@ -19,7 +19,7 @@ from .ir import Graph, Node
 
 DEFAULT_INPUT_TYPE = "fixed<16,6,RND_CONV,SAT>"
 PARAM_ROUNDING = ("RND_CONV", "SAT")  # how float parameters are rounded
-ACT_ROUNDING = ("RND", "SAT")  # how post-training activation formats round
+ACT_ROUNDING = ("RND_CONV", "SAT")  # as QKeras and Brevitas round: a framework twin can match
 
 
 @dataclass
