@@ -16,7 +16,7 @@ from .errors import UserError
 from .fixed import to_float
 from .inputs import DEFAULT_CALIBRATION_SAMPLES, load_calibration, verification_inputs
 from .progress import Progress
-from .quantise import QuantConfig, default_inputs, quantise
+from .quantise import MODEL_QUANTISED, QuantConfig, default_inputs, quantise
 from .report import build_report, float_exactness, summary
 from .verify import DESIGN_FILE, Verification, load_outdir, run_verification
 
@@ -94,7 +94,7 @@ def compress(opts: RunOptions) -> int:
         "input_type": str(graph.input_type),
         "weight_bits": opts.quant.weight_bits,
         "act_bits": opts.quant.act_bits,
-        "formats_from_model": graph.framework == "qkeras",
+        "formats_from_model": graph.framework in MODEL_QUANTISED,
         "chosen_post_training": chosen,
         "calibration": str(opts.calibration) if opts.calibration else "default: standard normal features",
         "verification_inputs": x_source,

@@ -19,6 +19,7 @@ from .ir import Graph, Node
 
 DEFAULT_INPUT_TYPE = "fixed<16,6,RND_CONV,SAT>"
 PARAM_ROUNDING = ("RND_CONV", "SAT")  # how float parameters are rounded
+MODEL_QUANTISED = ("qkeras", "brevitas")  # frameworks whose models carry their own formats
 ACT_ROUNDING = ("RND_CONV", "SAT")  # as QKeras and Brevitas round: a framework twin can match
 
 
@@ -92,7 +93,7 @@ def quantise(graph: Graph, cfg: QuantConfig, calibration: np.ndarray) -> list[st
     graph.input_type = cfg.input_type
     x_q = to_float(quantize(calibration, cfg.input_type), cfg.input_type.frac)
     ranges = float_ranges(graph, x_q)
-    model_defined = graph.framework == "qkeras"
+    model_defined = graph.framework in MODEL_QUANTISED
     chosen: list[str] = []
     consumers = {n.inputs[0]: n for n in graph.nodes}
     for node in graph.nodes:
