@@ -3,26 +3,50 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..errors import UserError
 from .base import LoadedModel
 
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras", ".json")
+TORCH_SUFFIXES = (".pt", ".pth", ".pkl", ".ts", ".torchscript")
 
 
-def load_model(path: Path, weights: Path | None = None) -> LoadedModel:
-    """Load a model file with the frontend its suffix names."""
+def load_model(
+    path: Path,
+    weights: Path | None = None,
+    model_class: str | None = None,
+    model_args: dict[str, Any] | None = None,
+) -> LoadedModel:
+    """Load a model file with the frontend its suffix names.
+
+    ``model_class`` ("file.py:ClassName") and ``model_args`` (its constructor's
+    keyword arguments) build the model a PyTorch state_dict belongs to.
+    """
     if not path.exists():
         raise UserError(f"{path}: no such model file")
     if path.is_dir():
-        raise UserError(f"{path}: is a directory; give a model file (.h5, .keras or .json)")
-    if path.suffix.lower() in KERAS_SUFFIXES:
+        raise UserError(f"{path}: is a directory; give a model file (.h5, .keras, .json, .pt, .pth, .pkl or .ts)")
+    suffix = path.suffix.lower()
+    if suffix in KERAS_SUFFIXES:
+        if model_class is not None or model_args:
+            raise UserError(f"{path}: --model-class and --model-args apply only to PyTorch models (.pt, .pth, .pkl)")
         from . import keras
 
         return keras.load(path, weights)
+    if suffix in TORCH_SUFFIXES:
+        if weights is not None:
+            raise UserError(
+                f"{path}: --weights applies only to a Keras architecture .json; for a PyTorch state_dict "
+                "pass --model-class FILE.py:ClassName"
+            )
+        from . import torch
+
+        return torch.load(path, model_class, model_args)
     raise UserError(
-        f"{path}: unsupported model format '{path.suffix}'; supported: Keras/QKeras "
-        ".h5, .keras, or architecture .json with --weights"
+        f"{path}: unsupported model format '{path.suffix}'; supported: Keras/QKeras .h5, .keras, or architecture "
+        ".json with --weights; PyTorch/Brevitas .pt, .pth, .pkl (whole model, or state_dict with --model-class), "
+        "TorchScript .ts"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,3 +24,17 @@ class LoadedModel:
     graph: Graph
     reference: Callable[[np.ndarray], np.ndarray]
     reference_exact: bool
+    model: Any = None  # the framework's model object, for fine-tuning
+
+
+def safe_name(name: str) -> str:
+    """A lower-case identifier made from a model's name."""
+    out = "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
+    if not out or not out[0].isalpha():
+        out = "model_" + out
+    return out.replace("__", "_")
+
+
+def short_error(e: BaseException, limit: int = 300) -> str:
+    """An exception as one short line for a user-facing message."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"[:limit]

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,8 @@ import numpy as np
 from ..errors import UnsupportedLayer, UserError
 from ..fixed import FixedType, min_frac_bits, on_grid
 from ..ir import Graph, Node
-from .base import LoadedModel
+from ..tfkeras import act_name, linear, native_stderr_silenced, qkeras_objects, tf_keras
+from .base import LoadedModel, safe_name, short_error
 
 SUPPORTED = (
     "InputLayer, Dense (linear/relu), Activation (relu/linear), ReLU, Dropout, "
@@ -30,43 +29,9 @@ SUPPORTED = (
 _IDENTITY = ("InputLayer", "Dropout", "AlphaDropout", "GaussianDropout", "GaussianNoise")
 
 
-@contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Hide what TensorFlow's C++ side prints while it starts (it ignores the log level then)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def _tf_keras() -> Any:
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _native_stderr_silenced():
-        import tensorflow  # noqa: F401
-        import tf_keras
-
-    return tf_keras
-
-
-def _qkeras_objects() -> dict[str, Any]:
-    _tf_keras()
-    from qkeras.utils import _add_supported_quantized_objects
-
-    objs: dict[str, Any] = {}
-    _add_supported_quantized_objects(objs)
-    return objs
-
-
 def _keras3() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _native_stderr_silenced():
+    with native_stderr_silenced():
         import keras
 
     return keras
@@ -101,13 +66,13 @@ def load_keras_file(path: Path, weights: Path | None = None) -> Any:
                 f"{path}: an architecture JSON needs its weights; pass --weights FILE.h5 "
                 f"(looked for {path.stem}_weights.h5 beside it)"
             )
-        tfk = _tf_keras()
+        tfk = tf_keras()
         try:
             arch = _legacy_quantizers(json.loads(path.read_text()))
-            model = tfk.models.model_from_json(json.dumps(arch), custom_objects=_qkeras_objects())
+            model = tfk.models.model_from_json(json.dumps(arch), custom_objects=qkeras_objects())
             model.load_weights(str(weights))
         except Exception as e:  # noqa: BLE001 - any loader failure is a bad input
-            raise UserError(f"{path} + {weights}: cannot load the model ({_short(e)})") from e
+            raise UserError(f"{path} + {weights}: cannot load the model ({short_error(e)})") from e
         return model
     if path.suffix not in (".h5", ".hdf5", ".keras"):
         raise UserError(f"{path}: unknown model format; expected .h5, .keras or .json (+ weights)")
@@ -115,12 +80,12 @@ def load_keras_file(path: Path, weights: Path | None = None) -> Any:
     try:
         if version.startswith("3"):
             return _keras3().saving.load_model(str(path), compile=False)
-        tfk = _tf_keras()
-        return tfk.models.load_model(str(path), custom_objects=_qkeras_objects(), compile=False)
+        tfk = tf_keras()
+        return tfk.models.load_model(str(path), custom_objects=qkeras_objects(), compile=False)
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise UserError(f"{path}: cannot load the model ({_short(e)})") from e
+        raise UserError(f"{path}: cannot load the model ({short_error(e)})") from e
 
 
 def _legacy_quantizers(obj: Any, nested: bool = False) -> Any:
@@ -136,19 +101,6 @@ def _legacy_quantizers(obj: Any, nested: bool = False) -> Any:
     if nested and str(obj.get("module", "")).startswith("qkeras.quantizers") and "config" in obj:
         return {"class_name": obj["class_name"], "config": obj["config"], "__passive_serialization__": True}
     return {k: _legacy_quantizers(v, True) for k, v in obj.items()}
-
-
-def _short(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
-
-
-def _act_name(act: Any) -> str:
-    if act is None:
-        return "linear"
-    if isinstance(act, str):
-        return act
-    return str(getattr(act, "__name__", type(act).__name__))
 
 
 def _quantizer_type(q: Any, where: str) -> tuple[str, FixedType | None]:
@@ -221,7 +173,7 @@ class _Translator:
         self.nodes.append(node)
 
     def add_activation(self, layer: Any, act: Any, size: int, name: str) -> None:
-        kind = _act_name(act)
+        kind = act_name(act)
         if type(act).__name__ in ("quantized_relu", "quantized_bits"):
             op, t = _quantizer_type(act, self.where(layer))
             self.quantised_by_model = True
@@ -254,7 +206,7 @@ class _Translator:
                 continue
             if cls in ("Dense", "QDense"):
                 size = self.dense(layer, size)
-                strip = _act_name(layer.activation) == "softmax"
+                strip = act_name(layer.activation) == "softmax"
             elif cls == "Activation":
                 self.add_activation(layer, layer.activation, size, layer.name)
                 strip = self.softmax
@@ -277,7 +229,7 @@ class _Translator:
         if not any(n.op == "dense" for n in self.nodes):
             raise UnsupportedLayer(f"{self.path.name}: the model has no Dense layer")
         return Graph(
-            name=_safe_name(model.name or self.path.stem),
+            name=safe_name(model.name or self.path.stem),
             framework="qkeras" if self.quantised_by_model else "keras",
             source_path=str(self.path),
             input_size=input_size,
@@ -299,7 +251,7 @@ class _Translator:
             self.quantised_by_model = True
             self.qdense_params(layer, node)
         self.add(node)
-        act_node_name = f"{layer.name}_{_act_name(layer.activation)}"
+        act_node_name = f"{layer.name}_{act_name(layer.activation)}"
         self.add_activation(layer, layer.activation, units, act_node_name)
         return int(units)
 
@@ -348,7 +300,7 @@ def _run_layers(calls: list[tuple[Any, bool]], x: np.ndarray, batch: int = 4096)
         for layer, strip_softmax in calls:
             if strip_softmax:
                 saved = layer.activation
-                layer.activation = _linear
+                layer.activation = linear
                 try:
                     t = layer(t, training=False)
                 finally:
@@ -359,19 +311,9 @@ def _run_layers(calls: list[tuple[Any, bool]], x: np.ndarray, batch: int = 4096)
     return np.concatenate(outs, axis=0) if outs else np.zeros((0, 0))
 
 
-def _linear(x: Any) -> Any:
-    return x
-
-
-def _safe_name(name: str) -> str:
-    out = "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
-    if not out or not out[0].isalpha():
-        out = "model_" + out
-    return out.replace("__", "_")
-
-
 def load(path: Path, weights: Path | None = None) -> LoadedModel:
     model = load_keras_file(path, weights)
     tr = _Translator(path, model)
     graph = tr.translate()
-    return LoadedModel(graph=graph, reference=tr.reference(), reference_exact=tr.exact and tr.quantised_by_model)
+    exact = tr.exact and tr.quantised_by_model
+    return LoadedModel(graph=graph, reference=tr.reference(), reference_exact=exact, model=model)
