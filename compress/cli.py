@@ -6,6 +6,7 @@ Imports stay light here: TensorFlow and friends load only when a model is read.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -41,6 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", type=Path, help="output folder (default: <model name>_out)")
     p.add_argument("--force", action="store_true", help="replace an existing, non-empty output folder")
     p.add_argument("--weights", type=Path, help="weights HDF5 for an architecture .json")
+    p.add_argument("--model-class", help="FILE.py:ClassName of a PyTorch/Brevitas state_dict checkpoint")
+    p.add_argument("--model-args", help="JSON object of keyword arguments for --model-class")
+    p.add_argument("--prune", type=float, default=0.0, help="fraction of weights to remove by magnitude, 0 <= S < 1")
+    p.add_argument("--prune-scope", choices=("layer", "global"), default="layer", help="per layer (default) or global")
+    p.add_argument(
+        "--data", type=Path, help=".npz with x_train, y_train, x_test, y_test: fine-tune and measure accuracy"
+    )
+    p.add_argument("--qat", action="store_true", help="quantisation-aware fine-tuning (needs --data)")
+    p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 10)")
+    p.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the framework twin runs (default auto)"
+    )
     p.add_argument("--bits", type=int, help="post-training bits for weights and activations")
     p.add_argument("--weight-bits", type=int, help="post-training weight bits (default 8)")
     p.add_argument("--act-bits", type=int, help="post-training activation bits (default 16)")
@@ -83,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(args_in)
         if args.target == "hls":
             raise UserError("--target hls: not yet supported; use --target vhdl")
+        from .compression import CompressOptions
         from .pipeline import RunOptions
         from .quantise import DEFAULT_INPUT_TYPE, QuantConfig
 
@@ -92,12 +106,25 @@ def main(argv: list[str] | None = None) -> int:
             input_type=args.input_type or _type(DEFAULT_INPUT_TYPE),
         )
         outdir = args.outdir or Path(f"{args.model.stem}_out")
+        model_args = None
+        if args.model_args is not None:
+            try:
+                model_args = json.loads(args.model_args)
+            except json.JSONDecodeError as e:
+                raise UserError(f"--model-args is not valid JSON ({e})") from e
+            if not isinstance(model_args, dict):
+                raise UserError("--model-args must be a JSON object, e.g. '{\"hidden\": 32}'")
         opts = RunOptions(
             model=args.model,
             outdir=outdir,
             target=args.target,
             weights=args.weights,
+            model_class=args.model_class,
+            model_args=model_args,
             force=args.force,
+            compression=CompressOptions(args.prune, args.prune_scope, args.qat, args.epochs),
+            data=args.data,
+            device=args.device,
             quant=quant,
             calibration=args.calibration,
             simulate=args.simulate,

@@ -12,9 +12,14 @@ from typing import Any
 import numpy as np
 
 from . import golden
+from .backends.vhdl import VhdlDesign
+from .compression import CompressOptions, compress_model
+from .data import Dataset, load_dataset
 from .errors import UserError
-from .fixed import to_float
+from .fixed import quantize, to_float
+from .frontends.base import LoadedModel
 from .inputs import DEFAULT_CALIBRATION_SAMPLES, load_calibration, verification_inputs
+from .ir import Graph
 from .progress import Progress
 from .quantise import MODEL_QUANTISED, QuantConfig, default_inputs, quantise
 from .report import build_report, float_exactness, summary
@@ -32,9 +37,14 @@ class RunOptions:
     outdir: Path
     target: str = "vhdl"
     weights: Path | None = None
+    model_class: str | None = None
+    model_args: dict[str, Any] | None = None
     force: bool = False
     quant: QuantConfig = field(default_factory=QuantConfig)
+    compression: CompressOptions = field(default_factory=CompressOptions)
     calibration: Path | None = None
+    data: Path | None = None
+    device: str = "auto"
     simulate: int = 1000
     seed: int = 0
     quiet: bool = False
@@ -69,12 +79,46 @@ def compress(opts: RunOptions) -> int:
     if opts.simulate < 1:
         raise UserError(f"--simulate must be at least 1, got {opts.simulate}")
     opts.quant.check()
+    opts.compression.check(has_data=opts.data is not None)
     check_outdir(opts.outdir, opts.force)
     ghdl_path()
     with progress.step("load", f"loading {opts.model}"):
-        loaded = load_model(opts.model, opts.weights)
+        original = load_model(opts.model, opts.weights, opts.model_class, opts.model_args)
+    n_in, n_out = original.graph.input_size, original.graph.output.size
+    calib = load_calibration(opts.calibration, n_in) if opts.calibration else None
+    dataset = load_dataset(opts.data, n_in, n_out) if opts.data else None
+    outdir = opts.outdir
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        report, passed = _run(opts, original, calib, dataset, progress, tmp)
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        tmp.rename(outdir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(summary(report, outdir))
+    return 0 if passed else 1
+
+
+def _run(
+    opts: RunOptions,
+    original: LoadedModel,
+    calib: np.ndarray | None,
+    dataset: Dataset | None,
+    progress: Progress,
+    tmp: Path,
+) -> tuple[dict[str, Any], bool]:
+    """Everything after loading; writes into ``tmp``; returns the report and whether it verified."""
+    # The float model's own outputs on the test set, before anything changes it.
+    float_test = original.reference(dataset.x_test) if dataset is not None else None
+    work = tmp / "work"
+    work.mkdir()
+    loaded, compression = compress_model(original, opts.compression, opts.quant, dataset, progress, work)
     graph = loaded.graph
-    calib = load_calibration(opts.calibration, graph.input_size) if opts.calibration else None
+    if calib is None and dataset is not None:
+        calib = dataset.x_train
     with progress.step("quantise", "quantising"):
         cal = calib if calib is not None else default_inputs(DEFAULT_CALIBRATION_SAMPLES, graph.input_size, opts.seed)
         chosen = quantise(graph, opts.quant, cal)
@@ -83,67 +127,99 @@ def compress(opts: RunOptions) -> int:
             opts.simulate, graph.input_size, graph.input_type, calib, opts.seed
         )
         expected = golden.run(graph, x_int)
+    x_float = to_float(x_int, graph.input_type.frac)
     with progress.step("reference", f"running the {graph.framework} model's own inference"):
-        reference = loaded.reference(to_float(x_int, graph.input_type.frac))
+        reference = loaded.reference(x_float)
+        float_reference = original.reference(x_float) if loaded is not original else reference
     exactness = float_exactness(graph)
     not_exact = _framework_check(loaded.reference_exact, chosen, exactness, graph.framework)
     out_t = graph.output.result_type
     assert out_t is not None
-    golden_float = to_float(expected["logits"], out_t.frac)
     quant_info: dict[str, Any] = {
         "input_type": str(graph.input_type),
         "weight_bits": opts.quant.weight_bits,
         "act_bits": opts.quant.act_bits,
         "formats_from_model": graph.framework in MODEL_QUANTISED,
         "chosen_post_training": chosen,
-        "calibration": str(opts.calibration) if opts.calibration else "default: standard normal features",
+        "calibration": _calibration_source(opts, dataset),
         "verification_inputs": x_source,
         "framework": dict(exactness, compared_bit_for_bit=not_exact is None, reason=not_exact),
         "float_model": None,
     }
-    if not_exact is not None and len(x_int) > n_corners:
+    if (not_exact is not None or loaded is not original) and len(x_int) > n_corners:
         # The corner rows lie far outside any calibration range: measure on the rest.
-        q, f = golden_float[n_corners:], reference[n_corners:]
+        q = to_float(expected["logits"], out_t.frac)[n_corners:]
+        f = float_reference[n_corners:]
         quant_info["float_model"] = {
             "max_abs_error": float(np.max(np.abs(q - f))),
             "argmax_agreement": float(np.mean(np.argmax(q, 1) == np.argmax(f, 1))),
             "samples": len(q),
         }
-    framework = (graph.framework, reference) if not_exact is None else None
-    outdir = opts.outdir
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    try:
-        verification, design = _emit_and_verify(graph, tmp, x_int, framework, progress)
-        outputs = {"logits": str(out_t), "argmax": graph.has_argmax}
-        if graph.has_argmax:
-            outputs["note"] = SOFTMAX_NOTE
-        report = build_report(
-            graph, opts.target, design.latency, verification.to_json(), quant_info, outputs, progress.timings
-        )
-        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        if framework is not None:
-            np.save(tmp / "sim" / "framework_outputs.npy", reference)
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        tmp.rename(outdir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    print(summary(report, outdir))
-    return 0 if verification.passed else 1
+    references = {graph.framework: reference} if not_exact is None else {}
+    twin_info, twin_out, twin_test = _twin(graph, opts.device, tmp / "twin", x_float, dataset, progress)
+    if twin_out is not None:
+        references["twin"] = twin_out
+    test_int = quantize(dataset.x_test, graph.input_type) if dataset is not None else None
+    verification, design = _emit_and_verify(graph, tmp, x_int, references, progress, test_int)
+    outputs = {"logits": str(out_t), "argmax": graph.has_argmax}
+    if graph.has_argmax:
+        outputs["note"] = SOFTMAX_NOTE
+    report = build_report(
+        graph, opts.target, design.latency, verification.to_json(), quant_info, outputs, progress.timings
+    )
+    report["compression"].update(compression)
+    report["twin"] = twin_info
+    if dataset is not None and test_int is not None and float_test is not None:
+        assert verification.test_logits is not None
+        report["accuracy"] = {
+            "metric": dataset.metric,
+            "samples": len(dataset.x_test),
+            "float": dataset.score(float_test, dataset.y_test),
+            "compressed": dataset.score(to_float(golden.run(graph, test_int)["logits"], out_t.frac), dataset.y_test),
+            "framework_twin": dataset.score(twin_test, dataset.y_test) if twin_test is not None else None,
+            "hardware": dataset.score(to_float(verification.test_logits, out_t.frac), dataset.y_test),
+        }
+    (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    np.savez(tmp / "sim" / "references.npz", **references)
+    shutil.rmtree(work)
+    return report, verification.passed
+
+
+def _calibration_source(opts: RunOptions, dataset: Dataset | None) -> str:
+    if opts.calibration:
+        return str(opts.calibration)
+    if dataset is not None:
+        return f"x_train of {opts.data}"
+    return "default: standard normal features"
+
+
+def _twin(
+    graph: Graph, device: str, twin_dir: Path, x_float: np.ndarray, dataset: Dataset | None, progress: Progress
+) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
+    """Build and run the framework twin; returns (report entry, outputs, test-set outputs)."""
+    from .twin import build_and_run_twin
+
+    with progress.step("twin", "building the framework twin and running it"):
+        return build_and_run_twin(graph, device, twin_dir, x_float, dataset.x_test if dataset is not None else None)
 
 
 def _emit_and_verify(
-    graph: Any, tmp: Path, x_int: np.ndarray, framework: tuple[str, np.ndarray] | None, progress: Progress
-) -> tuple[Verification, Any]:
+    graph: Graph,
+    tmp: Path,
+    x_int: np.ndarray,
+    references: dict[str, np.ndarray],
+    progress: Progress,
+    test_int: np.ndarray | None,
+) -> tuple[Verification, VhdlDesign]:
     from .backends.vhdl import render
 
     with progress.step("emit", "writing VHDL"):
         design = render(graph, tmp / "vhdl", tmp / "sim")
         np.save(tmp / "sim" / "inputs.npy", x_int)
         (tmp / DESIGN_FILE).write_text(json.dumps({"ir": graph.to_json(), "vhdl": design.to_json()}))
-    verification = run_verification(graph, design, x_int, framework, progress, keep_logs=tmp / "sim")
+    verification = run_verification(
+        graph, design, x_int, references, progress, keep_logs=tmp / "sim", test_set=test_int
+    )
     return verification, design
 
 
@@ -155,9 +231,12 @@ def verify_outdir(outdir: Path, quiet: bool = False) -> int:
     if not inputs.exists():
         raise UserError(f"{outdir}: the verification inputs are missing ({inputs})")
     x_int = np.load(inputs)
-    fw_file = outdir / "sim" / "framework_outputs.npy"
-    framework = (graph.framework, np.load(fw_file)) if fw_file.exists() else None
-    verification = run_verification(graph, design, x_int, framework, progress, keep_logs=outdir / "sim")
+    ref_file = outdir / "sim" / "references.npz"
+    references: dict[str, np.ndarray] = {}
+    if ref_file.exists():
+        with np.load(ref_file) as f:
+            references = {k: f[k] for k in f.files}
+    verification = run_verification(graph, design, x_int, references, progress, keep_logs=outdir / "sim")
     if report:
         report["verification"] = verification.to_json()
         report.setdefault("timings_s", {}).update(progress.timings)

@@ -17,6 +17,10 @@ class Progress:
         if not self.quiet:
             print(f"  {text}", file=sys.stderr, flush=True)
 
+    def warn(self, text: str) -> None:
+        """Shown even when quiet."""
+        print(f"mlinfn-compress: warning: {text}", file=sys.stderr, flush=True)
+
     @contextmanager
     def step(self, key: str, text: str) -> Iterator[None]:
         if not self.quiet:

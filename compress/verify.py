@@ -37,6 +37,7 @@ class Verification:
     sim_seconds: float
     protocol: dict[str, Any]
     simulator: str
+    test_logits: np.ndarray | None = None  # hardware outputs on the test set
 
     @property
     def mismatches(self) -> int:
@@ -81,14 +82,17 @@ def run_verification(
     graph: Graph,
     design: VhdlDesign,
     x_int: np.ndarray,
-    framework: tuple[str, np.ndarray] | None,
+    references: dict[str, np.ndarray],
     progress: Progress,
     keep_logs: Path | None = None,
+    test_set: np.ndarray | None = None,
 ) -> Verification:
-    """Simulate ``design`` on ``x_int`` and compare with golden (and framework) outputs.
+    """Simulate ``design`` on ``x_int`` and compare with golden and framework outputs.
 
-    ``framework`` is (name, float outputs) of a framework model whose inference
-    must equal the golden model exactly.
+    ``references`` maps a name to the float outputs of a framework model (the
+    source model, the framework twin) whose inference must equal the golden
+    model exactly.  ``test_set`` (integer inputs) is simulated as well, for
+    accuracy; its outputs are compared with the golden model too.
     """
     from .sim.cocotb_runner import run_protocol_tests
     from .sim.ghdl import simulate
@@ -106,10 +110,23 @@ def run_verification(
         if design.argmax:
             assert sim.argmax is not None
             comparisons.append(compare(sim.argmax, expected["argmax"], "golden (arg-max)", ["argmax"]))
-        if framework is not None:
-            fw_name, fw_out = framework
-            hw = to_float(sim.logits, out_t.frac)
-            comparisons.append(compare(hw, fw_out[: len(hw)], fw_name, names))
+        hw = to_float(sim.logits, out_t.frac)
+        for ref_name, ref_out in references.items():
+            comparisons.append(compare(hw, ref_out, ref_name, names))
+        test_logits = None
+        if test_set is not None:
+            with progress.step("test_set", f"simulating the {len(test_set)} test samples in GHDL"):
+                test_sim = simulate(
+                    design.files,
+                    design.testbench,
+                    design.top,
+                    test_set,
+                    design.n_out,
+                    design.argmax,
+                    Path(tmp) / "test",
+                )
+            test_logits = test_sim.logits
+            comparisons.append(compare(test_logits, golden.run(graph, test_set)["logits"], "golden (test set)", names))
         k = min(len(x_int), PROTOCOL_SAMPLES)
         with progress.step("protocol", f"cocotb protocol tests on {k} samples"):
             try:
@@ -132,7 +149,7 @@ def run_verification(
                     if src.exists():
                         shutil.copy(src, keep_logs / name)
     simulator = f"{ghdl_version()}: VHDL textio bench (all samples); cocotb protocol tests"
-    return Verification(comparisons, len(x_int), sim.seconds, protocol, simulator)
+    return Verification(comparisons, len(x_int), sim.seconds, protocol, simulator, test_logits)
 
 
 def load_outdir(outdir: Path) -> tuple[Graph, VhdlDesign, dict[str, Any]]:

@@ -45,7 +45,7 @@ def test_float_mlp_verified_bit_exact(float_run: Path) -> None:
     v = r["verification"]
     assert v["samples"] == 1000 and v["mismatches"] == 0 and v["bit_exact"] is True
     assert v["first_mismatch"] is None
-    assert v["against"] == ["golden", "golden (arg-max)"]
+    assert v["against"] == ["golden", "golden (arg-max)", "twin"]
     assert v["protocol"] == {"tests": 2, "failed": 0, "samples": 200}
     assert r["tool"]["name"] == "mlinfn-compress" and r["target"] == "vhdl"
     assert r["model"]["framework"] == "keras"
@@ -78,7 +78,7 @@ def test_pruned_weights_generate_no_multipliers(float_run: Path) -> None:
 def test_qkeras_mlp_matches_qkeras_and_golden(qkeras_run: Path) -> None:
     r = report(qkeras_run)
     v = r["verification"]
-    assert v["against"] == ["golden", "golden (arg-max)", "qkeras"]
+    assert v["against"] == ["golden", "golden (arg-max)", "qkeras", "twin"]
     assert v["samples"] == 1000 and v["mismatches"] == 0 and v["bit_exact"] is True
     assert all(c["mismatches"] == 0 for c in v["comparisons"])
     types = {row["name"]: row for row in r["layers"]}
@@ -114,7 +114,7 @@ def test_summary_and_default_outdir(
     code, out, _ = run([str(model), "--simulate", "50"], capsys)
     assert code == 0
     assert (tmp_path / "tiny_out" / "report.json").exists()
-    assert "verification: 50 samples against golden: 0 mismatches" in out
+    assert "verification: 50 samples against golden, twin: 0 mismatches" in out
     assert "report: tiny_out/report.json" in out
     # An existing non-empty output folder is not replaced without --force.
     code, _, err = run([str(model), "--simulate", "50"], capsys)
@@ -198,7 +198,7 @@ def test_json_plus_weights(tmp_path: Path, capsys: Any) -> None:
     model.save_weights(tmp_path / "arch_weights.h5")
     code, _, _ = run([str(tmp_path / "arch.json"), "--simulate", "100", "-o", str(tmp_path / "o")], capsys)
     assert code == 0
-    assert report(tmp_path / "o")["verification"]["against"][-1] == "qkeras"
+    assert report(tmp_path / "o")["verification"]["against"] == ["golden", "golden (arg-max)", "qkeras", "twin"]
     err = bad([str(tmp_path / "arch.json"), "--weights", str(tmp_path / "none.h5")], tmp_path / "o2", capsys)
     assert "an architecture JSON needs its weights" in err
 
@@ -245,7 +245,7 @@ def test_qkeras_po2_quantisers_in_tf_keras_archive(tmp_path: Path, capsys: Any) 
     code, _, _ = run([str(path), "--simulate", "300", "-o", str(tmp_path / "o")], capsys)
     assert code == 0
     r = report(tmp_path / "o")
-    assert r["verification"]["against"] == ["golden", "qkeras"] and r["verification"]["mismatches"] == 0
+    assert r["verification"]["against"] == ["golden", "qkeras", "twin"] and r["verification"]["mismatches"] == 0
     assert [row["result_type"] for row in r["layers"] if row["op"] == "relu"] == [
         "ufixed<8,2,RND_CONV,SAT>",
         "ufixed<8,3,RND_CONV,SAT>",

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason=f"{SHARED_MOD
 @pytest.mark.parametrize(
     ("model", "against"),
     [
-        ("jet_tagger_3layer.h5", ["golden", "golden (arg-max)"]),
-        ("jet_tagger_qkeras_6bit.h5", ["golden", "golden (arg-max)", "qkeras"]),
-        ("qkeras_3layer.json", ["golden", "golden (arg-max)", "qkeras"]),
+        ("jet_tagger_3layer.h5", ["golden", "golden (arg-max)", "twin"]),
+        ("jet_tagger_qkeras_6bit.h5", ["golden", "golden (arg-max)", "qkeras", "twin"]),
+        ("qkeras_3layer.json", ["golden", "golden (arg-max)", "qkeras", "twin"]),
     ],
 )
 def test_shared_model_verifies_bit_exact(model: str, against: list[str], tmp_path: Path) -> None:

@@ -1,0 +1,120 @@
+"""The compression stage: pruning and quantisation-aware fine-tuning before the IR is fixed.
+
+With labelled data the model is fine-tuned in its own framework (tf_keras with
+tensorflow-model-optimization and QKeras); the result is read back through
+the frontend, so that what is verified is exactly what was trained.  Without
+data, pruning is one-shot by magnitude on the IR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .data import Dataset
+from .errors import UserError
+from .frontends.base import LoadedModel
+from .progress import Progress
+from .prune import check_sparsity, prune_graph
+from .quantise import QuantConfig
+
+DEFAULT_PRUNE_EPOCHS = 10
+DEFAULT_QAT_EPOCHS = 10
+
+
+@dataclass
+class CompressOptions:
+    prune: float = 0.0
+    prune_scope: str = "layer"
+    qat: bool = False
+    epochs: int | None = None
+
+    def check(self, has_data: bool) -> None:
+        check_sparsity(self.prune)
+        if self.qat and not has_data:
+            raise UserError("--qat needs labelled data: pass --data FILE.npz (x_train, y_train, x_test, y_test)")
+        if self.epochs is not None and self.epochs < 1:
+            raise UserError(f"--epochs must be at least 1, got {self.epochs}")
+
+
+def compress_model(
+    loaded: LoadedModel,
+    opts: CompressOptions,
+    quant: QuantConfig,
+    dataset: Dataset | None,
+    progress: Progress,
+    workdir: Path,
+) -> tuple[LoadedModel, dict[str, Any]]:
+    """Prune and/or fine-tune ``loaded``; returns the model to quantise and what was done."""
+    info: dict[str, Any] = {"pruning": None, "qat": None, "warnings": []}
+    if dataset is None:
+        if opts.prune > 0:
+            achieved = prune_graph(loaded.graph, opts.prune, opts.prune_scope)
+            text = "pruned without data (one-shot by magnitude): accuracy is not checked; pass --data to fine-tune"
+            progress.warn(text)
+            info["warnings"].append(text)
+            info["pruning"] = {"method": "one-shot magnitude", "scope": opts.prune_scope, "target": opts.prune}
+            info["pruning"]["layers"] = achieved
+            loaded.reference_exact = False  # the framework model still has the pruned weights
+        return loaded, info
+    if loaded.graph.framework not in ("keras", "qkeras"):
+        raise UserError(
+            f"{loaded.graph.source_path}: fine-tuning with --data is not yet supported for "
+            f"{loaded.graph.framework} models; leave out --data (one-shot pruning, post-training quantisation)"
+        )
+    if opts.prune == 0 and not opts.qat:
+        return loaded, info
+    from . import keras_training
+    from .frontends import keras as keras_frontend
+    from .tfkeras import framework_warnings_hidden
+
+    with framework_warnings_hidden():
+        return _finetune_keras(loaded, opts, quant, dataset, progress, workdir, keras_training, keras_frontend, info)
+
+
+def _finetune_keras(
+    loaded: LoadedModel,
+    opts: CompressOptions,
+    quant: QuantConfig,
+    dataset: Dataset,
+    progress: Progress,
+    workdir: Path,
+    keras_training: Any,
+    keras_frontend: Any,
+    info: dict[str, Any],
+) -> tuple[LoadedModel, dict[str, Any]]:
+
+    model = loaded.model
+    masks = None
+    if opts.prune > 0:
+        epochs = opts.epochs or DEFAULT_PRUNE_EPOCHS
+        with progress.step("prune", f"pruning to {opts.prune:.0%} while fine-tuning ({epochs} epochs)"):
+            model, masks = keras_training.prune_finetune(
+                model, dataset, opts.prune, opts.prune_scope, epochs, progress.info
+            )
+        info["pruning"] = {
+            "method": "tensorflow-model-optimization prune_low_magnitude, polynomial decay",
+            "scope": opts.prune_scope,
+            "target": opts.prune,
+            "epochs": epochs,
+        }
+    if opts.qat:
+        epochs = opts.epochs or DEFAULT_QAT_EPOCHS
+        with progress.step("qat", f"quantisation-aware fine-tuning in QKeras ({epochs} epochs)"):
+            model = keras_training.qat_finetune(
+                model, dataset, masks, quant.weight_bits, quant.act_bits, epochs, progress.info
+            )
+        info["qat"] = {
+            "framework": "qkeras",
+            "weight_bits": quant.weight_bits,
+            "act_bits": quant.act_bits,
+            "epochs": epochs,
+        }
+    path = workdir / "compressed.h5"
+    model.save(path, include_optimizer=False)
+    reloaded = keras_frontend.load(path)
+    reloaded.graph.source_path = loaded.graph.source_path
+    reloaded.graph.name = loaded.graph.name
+    reloaded.graph.parameters = loaded.graph.parameters
+    return reloaded, info

@@ -1,0 +1,59 @@
+"""One-shot magnitude pruning of the IR's float weights (no data, no fine-tuning)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UserError
+from .ir import Graph
+
+SCOPES = ("layer", "global")
+
+
+def check_sparsity(sparsity: float) -> None:
+    if not 0.0 <= sparsity < 1.0:
+        raise UserError(f"--prune must be at least 0 and below 1, got {sparsity}")
+
+
+def magnitude_masks(weights: dict[str, np.ndarray], sparsity: float, scope: str) -> dict[str, np.ndarray]:
+    """Keep-masks that zero the ``sparsity`` fraction of smallest-magnitude weights.
+
+    ``layer``: that fraction of every layer; ``global``: of all weights together,
+    with one threshold across layers.  Ties at the threshold are pruned in index
+    order so that the count is exact.
+    """
+    check_sparsity(sparsity)
+    if scope not in SCOPES:
+        raise UserError(f"--prune-scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    if scope == "layer":
+        return {name: _mask(np.abs(w).ravel(), sparsity).reshape(w.shape) for name, w in weights.items()}
+    names = list(weights)
+    flat = np.concatenate([np.abs(weights[n]).ravel() for n in names]) if names else np.zeros(0)
+    keep = _mask(flat, sparsity)
+    masks, start = {}, 0
+    for n in names:
+        size = weights[n].size
+        masks[n] = keep[start : start + size].reshape(weights[n].shape)
+        start += size
+    return masks
+
+
+def _mask(magnitudes: np.ndarray, sparsity: float) -> np.ndarray:
+    k = int(round(sparsity * magnitudes.size))
+    keep = np.ones(magnitudes.size, dtype=bool)
+    if k:
+        keep[np.argsort(magnitudes, kind="stable")[:k]] = False
+    return keep
+
+
+def prune_graph(graph: Graph, sparsity: float, scope: str) -> dict[str, float]:
+    """Zero the smallest float weights of every dense node; returns each layer's sparsity."""
+    dense = {n.name: n for n in graph.nodes if n.op == "dense" and n.weight is not None}
+    masks = magnitude_masks({name: n.weight for name, n in dense.items()}, sparsity, scope)  # type: ignore[misc]
+    result = {}
+    for name, node in dense.items():
+        assert node.weight is not None
+        node.weight = np.where(masks[name], node.weight, 0.0)
+        node.notes.append(f"pruned one-shot by magnitude ({scope} scope) to {1 - masks[name].mean():.1%} zeros")
+        result[name] = float(1 - masks[name].mean())
+    return result

@@ -1,0 +1,67 @@
+"""The framework twin: the compressed model as a framework model that matches the hardware."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+from .ir import Graph
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _tf_device(device: str) -> str:
+    """The TensorFlow device to run on, with TF32 off on GPUs."""
+    if device not in DEVICES:
+        raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "cuda" and not gpus:
+        raise UserError("--device cuda: TensorFlow sees no GPU on this machine; use --device auto or cpu")
+    if gpus and device != "cpu":
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        return "/GPU:0"
+    return "/CPU:0"
+
+
+def build_and_run_twin(
+    graph: Graph, device: str, twin_dir: Path, x: np.ndarray, x_test: np.ndarray | None
+) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
+    """Save the twin under ``twin_dir`` and run it on ``x`` (and ``x_test``).
+
+    Returns (report entry, outputs on x, outputs on x_test); outputs are None
+    when the graph cannot be expressed as a framework model.
+    """
+    if graph.framework not in ("keras", "qkeras"):
+        return {"framework": None, "reason": f"no framework twin for {graph.framework} models yet"}, None, None
+    from . import twin_keras
+    from .tfkeras import framework_warnings_hidden
+
+    tf_device = _tf_device(device)
+    try:
+        with framework_warnings_hidden():
+            path = twin_keras.save_twin(graph, twin_dir / "model.h5")
+    except ValueError as e:
+        return {"framework": "qkeras", "path": None, "reason": str(e)}, None, None
+    import tensorflow as tf
+
+    with tf.device(tf_device), framework_warnings_hidden():
+        model = twin_keras.load_twin(path)
+        out = twin_keras.twin_logits(model, x)
+        test = twin_keras.twin_logits(model, x_test) if x_test is not None else None
+    info = {
+        "framework": "qkeras",
+        "path": f"twin/{path.name}",
+        "load_with": "mlinfn_compress.twin_keras.load_twin(path) for float64 (exact); "
+        "qkeras.utils.load_qmodel(path) loads it in float32",
+        "device": tf_device,
+        "float": "float64",
+        "reason": None,
+    }
+    return info, out, test
