@@ -24,11 +24,17 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 HERE = Path(__file__).parent / "models"
 
 
+def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's digits (8x8 images, pixel values 0..16): x_train, y_train, x_test, y_test."""
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+    return x_train, y_train, x_test, y_test
+
+
 def main() -> None:
     keras.utils.set_random_seed(0)
     tf.config.experimental.enable_op_determinism()
-    x, y = load_digits(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+    x_train, y_train, x_test, y_test = digits_split()
     model = keras.Sequential(
         [
             keras.layers.Input((64,), name="pixels"),
