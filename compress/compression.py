@@ -58,63 +58,78 @@ def compress_model(
             info["pruning"]["layers"] = achieved
             loaded.reference_exact = False  # the framework model still has the pruned weights
         return loaded, info
-    if loaded.graph.framework not in ("keras", "qkeras"):
-        raise UserError(
-            f"{loaded.graph.source_path}: fine-tuning with --data is not yet supported for "
-            f"{loaded.graph.framework} models; leave out --data (one-shot pruning, post-training quantisation)"
-        )
     if opts.prune == 0 and not opts.qat:
         return loaded, info
-    from . import keras_training
-    from .frontends import keras as keras_frontend
     from .tfkeras import framework_warnings_hidden
 
     with framework_warnings_hidden():
-        return _finetune_keras(loaded, opts, quant, dataset, progress, workdir, keras_training, keras_frontend, info)
+        return _finetune(loaded, opts, quant, dataset, progress, workdir, info)
 
 
-def _finetune_keras(
+def _finetune(
     loaded: LoadedModel,
     opts: CompressOptions,
     quant: QuantConfig,
     dataset: Dataset,
     progress: Progress,
     workdir: Path,
-    keras_training: Any,
-    keras_frontend: Any,
     info: dict[str, Any],
 ) -> tuple[LoadedModel, dict[str, Any]]:
-
+    keras = loaded.graph.framework in ("keras", "qkeras")
+    if keras:
+        from . import keras_training as training
+    else:
+        from . import torch_training as training  # type: ignore[no-redef]
     model = loaded.model
     masks = None
     if opts.prune > 0:
         epochs = opts.epochs or DEFAULT_PRUNE_EPOCHS
         with progress.step("prune", f"pruning to {opts.prune:.0%} while fine-tuning ({epochs} epochs)"):
-            model, masks = keras_training.prune_finetune(
-                model, dataset, opts.prune, opts.prune_scope, epochs, progress.info
-            )
+            model, masks = training.prune_finetune(model, dataset, opts.prune, opts.prune_scope, epochs, progress.info)
+        method = "tensorflow-model-optimization prune_low_magnitude" if keras else "torch.nn.utils.prune"
         info["pruning"] = {
-            "method": "tensorflow-model-optimization prune_low_magnitude, polynomial decay",
+            "method": f"{method}, gradual (polynomial) schedule while fine-tuning",
             "scope": opts.prune_scope,
             "target": opts.prune,
             "epochs": epochs,
         }
     if opts.qat:
         epochs = opts.epochs or DEFAULT_QAT_EPOCHS
-        with progress.step("qat", f"quantisation-aware fine-tuning in QKeras ({epochs} epochs)"):
-            model = keras_training.qat_finetune(
+        qat_framework = "qkeras" if keras else "brevitas"
+        with progress.step("qat", f"quantisation-aware fine-tuning in {qat_framework} ({epochs} epochs)"):
+            model = training.qat_finetune(
                 model, dataset, masks, quant.weight_bits, quant.act_bits, epochs, progress.info
             )
         info["qat"] = {
-            "framework": "qkeras",
+            "framework": qat_framework,
             "weight_bits": quant.weight_bits,
             "act_bits": quant.act_bits,
             "epochs": epochs,
         }
-    path = workdir / "compressed.h5"
-    model.save(path, include_optimizer=False)
-    reloaded = keras_frontend.load(path)
+    reloaded = _reload(model, keras, opts.qat, workdir)
     reloaded.graph.source_path = loaded.graph.source_path
     reloaded.graph.name = loaded.graph.name
     reloaded.graph.parameters = loaded.graph.parameters
     return reloaded, info
+
+
+def _reload(model: Any, keras: bool, quantised: bool, workdir: Path) -> LoadedModel:
+    """Save the fine-tuned model and read it back through its frontend."""
+    if keras:
+        from .frontends import keras as keras_frontend
+
+        path = workdir / "compressed.h5"
+        model.save(path, include_optimizer=False)
+        return keras_frontend.load(path)
+    import torch
+
+    from .frontends import torch as torch_frontend
+
+    if quantised:
+        from .torch_training import save_brevitas
+
+        path, spec, args = save_brevitas(model, workdir / "compressed")
+        return torch_frontend.load(path, spec, args)
+    path = workdir / "compressed.pt"
+    torch.save(model, path)
+    return torch_frontend.load(path)

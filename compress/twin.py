@@ -16,8 +16,6 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def _tf_device(device: str) -> str:
     """The TensorFlow device to run on, with TF32 off on GPUs."""
-    if device not in DEVICES:
-        raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow as tf
 
@@ -38,8 +36,10 @@ def build_and_run_twin(
     Returns (report entry, outputs on x, outputs on x_test); outputs are None
     when the graph cannot be expressed as a framework model.
     """
-    if graph.framework not in ("keras", "qkeras"):
-        return {"framework": None, "reason": f"no framework twin for {graph.framework} models yet"}, None, None
+    if device not in DEVICES:
+        raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if graph.framework in ("torch", "brevitas"):
+        return _torch_twin(graph, device, twin_dir, x, x_test)
     from . import twin_keras
     from .tfkeras import framework_warnings_hidden
 
@@ -62,6 +62,40 @@ def build_and_run_twin(
         "qkeras.utils.load_qmodel(path) loads it in float32",
         "device": tf_device,
         "float": "float64",
+        "reason": None,
+    }
+    return info, out, test
+
+
+def _torch_device(device: str) -> str:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: PyTorch sees no GPU on this machine; use --device auto or cpu")
+    return "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
+
+
+def _torch_twin(
+    graph: Graph, device: str, twin_dir: Path, x: np.ndarray, x_test: np.ndarray | None
+) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
+    from . import twin_torch
+
+    torch_device = _torch_device(device)
+    try:
+        saved = twin_torch.save_twin(graph, twin_dir)
+    except ValueError as e:
+        return {"framework": "brevitas", "path": None, "reason": str(e)}, None, None
+    model = twin_torch.load_twin(twin_dir)
+    out = twin_torch.twin_logits(model, x, device=torch_device)
+    test = twin_torch.twin_logits(model, x_test, device=torch_device) if x_test is not None else None
+    info = {
+        "framework": "brevitas",
+        "path": f"twin/{saved['state_dict']}",
+        "model_class": f"twin/{saved['model_class']}",
+        "model_args": "twin/twin.json",
+        "load_with": "mlinfn_compress.twin_torch.load_twin(OUTDIR/twin)",
+        "device": torch_device,
+        "float": "float64, TF32 off",
         "reason": None,
     }
     return info, out, test

@@ -56,8 +56,13 @@ def main() -> None:
     args = ap.parse_args()
     report = run(args.outdir, epochs=4 if args.quick else 12)
     acc, comp = report["accuracy"], report["compression"]
-    print(f"\ntest accuracy: float {acc['float']:.1%}, compressed {acc['compressed']:.1%}, hardware {acc['hardware']:.1%}")
-    print(f"sparsity {comp['sparsity']:.0%}; weight bits {comp['weight_bits_total']} (float32: {comp['float32_bits_total']})")
+    print(
+        f"\ntest accuracy: float {acc['float']:.1%}, compressed {acc['compressed']:.1%}, hardware {acc['hardware']:.1%}"
+    )
+    print(
+        f"sparsity {comp['sparsity']:.0%}; "
+        f"weight bits {comp['weight_bits_total']} (float32: {comp['float32_bits_total']})"
+    )
 
 
 if __name__ == "__main__":

@@ -145,3 +145,27 @@ def test_brevitas_scale_not_power_of_two_via_cli(tmp_path: Path, capsys: pytest.
 def test_model_args_must_be_json_object(small_mlp: Callable[[str, float], Path], tmp_path: Path, capsys: Any) -> None:
     err = refused([str(small_mlp("args", 0.0)), "--model-args", "[1, 2]"], tmp_path / "o", capsys)
     assert "--model-args must be a JSON object" in err
+
+
+def test_torch_digits_tutorial_prunes_quantises_and_verifies(tmp_path: Path) -> None:
+    pytest.importorskip("brevitas")
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import digits_torch
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    r = digits_torch.run(tmp_path / "design", epochs=12)
+    acc = r["accuracy"]
+    assert acc["compressed"] >= acc["float"] - 0.02
+    assert acc["hardware"] == acc["compressed"] == acc["framework_twin"]
+    v = r["verification"]
+    assert v["mismatches"] == 0 and v["bit_exact"] is True
+    assert v["against"] == ["golden", "golden (arg-max)", "brevitas", "twin", "golden (test set)"]
+    dense = [row for row in r["layers"] if row["op"] == "dense"]
+    assert all(row["sparsity"] >= 0.7 for row in dense) and r["compression"]["qat"]["framework"] == "brevitas"
+    assert all(row["weight_type"].startswith("fixed<6,") for row in dense)
+    design = json.loads((tmp_path / "design" / "design.json").read_text())["ir"]["nodes"]
+    nonzero = {n["name"]: int(np.count_nonzero(n["weight_int"])) for n in design if n["op"] == "dense"}
+    assert {row["name"]: row["multipliers"] for row in dense} == nonzero
+    twin = tmp_path / "design" / "twin"
+    assert r["twin"]["framework"] == "brevitas" and (twin / "model.pt").exists() and (twin / "model.py").exists()

@@ -512,4 +512,4 @@ def load(path: Path, model_class: str | None = None, model_args: dict[str, Any] 
             f"{path.name}: the model returns shape {tuple(probe.shape)} for 4 samples but its layers give "
             f"(4, {graph.output.size}); forward must be a chain of supported layers: {SUPPORTED}"
         )
-    return LoadedModel(graph=graph, reference=reference, reference_exact=tr.brevitas and tr.exact)
+    return LoadedModel(graph=graph, reference=reference, reference_exact=tr.brevitas and tr.exact, model=model)
