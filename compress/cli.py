@@ -38,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", type=Path, help="Keras/QKeras model: .h5, .keras, or architecture .json (+ --weights)")
-    p.add_argument("--target", choices=("vhdl", "hls"), default="vhdl", help="what to emit (default: vhdl)")
+    p.add_argument("--target", choices=("vhdl", "hls", "both"), default="vhdl", help="what to emit (default: vhdl)")
+    p.add_argument(
+        "--hls-backend",
+        default="Vitis",
+        help="hls4ml backend for --target hls/both: Vitis (default), Vivado, Quartus, oneAPI",
+    )
     p.add_argument("-o", "--outdir", type=Path, help="output folder (default: <model name>_out)")
     p.add_argument("--force", action="store_true", help="replace an existing, non-empty output folder")
     p.add_argument("--weights", type=Path, help="weights HDF5 for an architecture .json")
@@ -94,8 +99,6 @@ def main(argv: list[str] | None = None) -> int:
 
             return verify_outdir(vargs.outdir, vargs.quiet)
         args = build_parser().parse_args(args_in)
-        if args.target == "hls":
-            raise UserError("--target hls: not yet supported; use --target vhdl")
         from .compression import CompressOptions
         from .pipeline import RunOptions
         from .quantise import DEFAULT_INPUT_TYPE, QuantConfig
@@ -118,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             model=args.model,
             outdir=outdir,
             target=args.target,
+            hls_backend=args.hls_backend,
             weights=args.weights,
             model_class=args.model_class,
             model_args=model_args,

@@ -25,6 +25,11 @@ from .quantise import MODEL_QUANTISED, QuantConfig, default_inputs, quantise
 from .report import build_report, float_exactness, summary
 from .verify import DESIGN_FILE, Verification, load_outdir, run_verification
 
+TARGETS = ("vhdl", "hls", "both")
+HLS_SOFTMAX_NOTE = (
+    "the model ends in a softmax: the HLS design emits the logits (before the softmax; hls4ml's softmax "
+    "is a lookup-table approximation)"
+)
 SOFTMAX_NOTE = (
     "the model ends in a softmax: out_data carries the logits (before the softmax) and "
     "out_argmax the index of the largest one"
@@ -36,6 +41,7 @@ class RunOptions:
     model: Path
     outdir: Path
     target: str = "vhdl"
+    hls_backend: str = "Vitis"
     weights: Path | None = None
     model_class: str | None = None
     model_args: dict[str, Any] | None = None
@@ -74,8 +80,15 @@ def compress(opts: RunOptions) -> int:
     from .sim.ghdl import ghdl_path
 
     progress = Progress(opts.quiet)
+    if opts.target not in TARGETS:
+        raise UserError(f"--target must be one of {', '.join(TARGETS)}, got {opts.target!r}")
     if opts.target != "vhdl":
-        raise UserError(f"--target {opts.target}: not yet supported; use --target vhdl")
+        from .backends.hls import backend_name
+
+        try:
+            opts.hls_backend = backend_name(opts.hls_backend)
+        except ValueError as e:
+            raise UserError(f"--hls-backend: {e}") from e
     if opts.simulate < 1:
         raise UserError(f"--simulate must be at least 1, got {opts.simulate}")
     opts.quant.check()
@@ -160,13 +173,17 @@ def _run(
     if twin_out is not None:
         references["twin"] = twin_out
     test_int = quantize(dataset.x_test, graph.input_type) if dataset is not None else None
-    verification, design = _emit_and_verify(graph, tmp, x_int, references, progress, test_int)
-    outputs = {"logits": str(out_t), "argmax": graph.has_argmax}
-    if graph.has_argmax:
+    verification, design, project = _emit_and_verify(opts, graph, tmp, x_int, references, progress, test_int)
+    argmax = graph.has_argmax and design is not None
+    outputs: dict[str, Any] = {"logits": str(out_t), "argmax": argmax}
+    if argmax:
         outputs["note"] = SOFTMAX_NOTE
-    report = build_report(
-        graph, opts.target, design.latency, verification.to_json(), quant_info, outputs, progress.timings
-    )
+    elif graph.has_argmax:
+        outputs["note"] = HLS_SOFTMAX_NOTE
+    latency = design.latency if design is not None else None
+    report = build_report(graph, opts.target, latency, verification.to_json(), quant_info, outputs, progress.timings)
+    if project is not None:
+        report["hls"] = {"path": "hls/", "backend": project.backend, "project": project.project_name}
     report["compression"].update(compression)
     report["twin"] = twin_info
     if dataset is not None and test_int is not None and float_test is not None:
@@ -204,29 +221,46 @@ def _twin(
 
 
 def _emit_and_verify(
+    opts: RunOptions,
     graph: Graph,
     tmp: Path,
     x_int: np.ndarray,
     references: dict[str, np.ndarray],
     progress: Progress,
     test_int: np.ndarray | None,
-) -> tuple[Verification, VhdlDesign]:
-    from .backends.vhdl import render
+) -> tuple[Verification, VhdlDesign | None, Any]:
+    design = project = None
+    if opts.target in ("vhdl", "both"):
+        from .backends.vhdl import render
 
-    with progress.step("emit", "writing VHDL"):
-        design = render(graph, tmp / "vhdl", tmp / "sim")
-        np.save(tmp / "sim" / "inputs.npy", x_int)
-        (tmp / DESIGN_FILE).write_text(json.dumps({"ir": graph.to_json(), "vhdl": design.to_json()}))
+        with progress.step("emit", "writing VHDL"):
+            design = render(graph, tmp / "vhdl", tmp / "sim")
+    if opts.target in ("hls", "both"):
+        from .backends.hls import render_hls
+
+        with progress.step("emit_hls", f"writing the hls4ml project ({opts.hls_backend})"):
+            try:
+                project = render_hls(graph, tmp / "hls", opts.hls_backend, tb_inputs=x_int)
+            except ValueError as e:
+                raise UserError(f"{opts.model}: cannot write the HLS project: {e}") from e
+    (tmp / "sim").mkdir(exist_ok=True)
+    np.save(tmp / "sim" / "inputs.npy", x_int)
+    description = {
+        "ir": graph.to_json(),
+        "vhdl": design.to_json() if design is not None else None,
+        "hls": {"path": "hls"} if project is not None else None,
+    }
+    (tmp / DESIGN_FILE).write_text(json.dumps(description))
     verification = run_verification(
-        graph, design, x_int, references, progress, keep_logs=tmp / "sim", test_set=test_int
+        graph, x_int, references, progress, vhdl=design, hls=project, keep_logs=tmp / "sim", test_set=test_int
     )
-    return verification, design
+    return verification, design, project
 
 
 def verify_outdir(outdir: Path, quiet: bool = False) -> int:
     """Re-run the verification of the design in ``outdir`` as it stands on disk."""
     progress = Progress(quiet)
-    graph, design, report = load_outdir(outdir)
+    graph, design, project, report = load_outdir(outdir)
     inputs = outdir / "sim" / "inputs.npy"
     if not inputs.exists():
         raise UserError(f"{outdir}: the verification inputs are missing ({inputs})")
@@ -236,7 +270,9 @@ def verify_outdir(outdir: Path, quiet: bool = False) -> int:
     if ref_file.exists():
         with np.load(ref_file) as f:
             references = {k: f[k] for k in f.files}
-    verification = run_verification(graph, design, x_int, references, progress, keep_logs=outdir / "sim")
+    verification = run_verification(
+        graph, x_int, references, progress, vhdl=design, hls=project, keep_logs=outdir / "sim"
+    )
     if report:
         report["verification"] = verification.to_json()
         report.setdefault("timings_s", {}).update(progress.timings)

@@ -70,7 +70,7 @@ def float_exactness(graph: Graph) -> dict[str, Any]:
 def build_report(
     graph: Graph,
     target: str,
-    latency: int,
+    latency: int | None,
     verification: dict[str, Any],
     quantisation: dict[str, Any],
     outputs: dict[str, Any],
@@ -100,28 +100,21 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
             f"{row['result_type']:<26} {row['sparsity']:.0%}"
         )
     hw, comp, ver = report["hardware"], report["compression"], report["verification"]
+    latency = "set by HLS synthesis" if hw["latency_cycles"] is None else f"{hw['latency_cycles']} cycles"
     lines.append(
-        f"  latency {hw['latency_cycles']} cycles, initiation interval {hw['initiation_interval']}; "
+        f"  latency {latency}, initiation interval {hw['initiation_interval']}; "
         f"{comp['multipliers']} multipliers, {comp['sparsity']:.0%} of weights zero"
     )
-    if hw["outputs"].get("argmax"):
+    if hw["outputs"].get("note"):
         lines.append(f"  outputs: {hw['outputs']['note']}")
     fm = report["quantisation"].get("float_model")
     if fm:
         lines.append(
             f"  vs float model: max |error| {fm['max_abs_error']:.4g}, arg-max agreement {fm['argmax_agreement']:.2%}"
         )
-    proto = ver["protocol"]
-    if not ver["bit_exact"]:
-        verdict = "MISMATCH"
-    elif proto.get("failed") != 0 or not proto.get("tests"):
-        verdict = "PROTOCOL TESTS FAILED"
-    else:
-        verdict = "BIT-EXACT"
     lines.append(
         f"  verification: {ver['samples']} samples against {', '.join(ver['against'])}: "
-        f"{ver['mismatches']} mismatches; cocotb {proto.get('tests', 0) - proto.get('failed', 0)}/"
-        f"{proto.get('tests', 0)} protocol tests passed -> {verdict}"
+        f"{ver['mismatches']} mismatches{_checks(ver)} -> {_verdict(ver)}"
     )
     if ver["first_mismatch"]:
         fm2 = ver["first_mismatch"]
@@ -131,3 +124,28 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
         )
     lines.append(f"  report: {outdir / 'report.json'}")
     return "\n".join(lines)
+
+
+def _checks(ver: dict[str, Any]) -> str:
+    text = ""
+    proto = ver.get("protocol")
+    if proto is not None:
+        text += (
+            f"; cocotb {proto.get('tests', 0) - proto.get('failed', 0)}/{proto.get('tests', 0)} protocol tests passed"
+        )
+    hls = ver.get("hls")
+    if hls is not None:
+        diffs = len(hls["precision_differences"])
+        text += f"; HLS project precisions {'as the IR' if not diffs else f'differ from the IR in {diffs} places'}"
+    return text
+
+
+def _verdict(ver: dict[str, Any]) -> str:
+    proto, hls = ver.get("protocol"), ver.get("hls")
+    if not ver["bit_exact"]:
+        return "MISMATCH"
+    if proto is not None and (proto.get("failed") != 0 or not proto.get("tests")):
+        return "PROTOCOL TESTS FAILED"
+    if hls is not None and hls["precision_differences"]:
+        return "HLS PRECISIONS CHANGED"
+    return "BIT-EXACT"

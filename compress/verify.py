@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,10 @@ class Verification:
     comparisons: list[Comparison]
     samples: int
     sim_seconds: float
-    protocol: dict[str, Any]
+    protocol: dict[str, Any] | None  # cocotb results (VHDL only)
     simulator: str
     test_logits: np.ndarray | None = None  # hardware outputs on the test set
+    hls: dict[str, Any] | None = None  # the C simulation's facts (HLS only)
 
     @property
     def mismatches(self) -> int:
@@ -45,7 +47,11 @@ class Verification:
 
     @property
     def passed(self) -> bool:
-        return self.mismatches == 0 and self.protocol.get("failed", 1) == 0 and self.protocol.get("tests", 0) > 0
+        protocol_ok = self.protocol is None or (
+            self.protocol.get("failed", 1) == 0 and self.protocol.get("tests", 0) > 0
+        )
+        hls_ok = self.hls is None or not self.hls["precision_differences"]
+        return self.mismatches == 0 and protocol_ok and hls_ok
 
     def to_json(self) -> dict[str, Any]:
         first = next((dict(c.first, against=c.against) for c in self.comparisons if c.first), None)
@@ -58,6 +64,7 @@ class Verification:
             "first_mismatch": first,
             "comparisons": [c.to_json() for c in self.comparisons],
             "protocol": self.protocol,
+            "hls": self.hls,
             "simulation_seconds": round(self.sim_seconds, 3),
             "samples_per_second": round(self.samples / self.sim_seconds) if self.sim_seconds > 0 else None,
         }
@@ -80,89 +87,168 @@ def design_from_json(d: dict[str, Any], vhdl_dir: Path, sim_dir: Path) -> VhdlDe
 
 def run_verification(
     graph: Graph,
-    design: VhdlDesign,
     x_int: np.ndarray,
     references: dict[str, np.ndarray],
     progress: Progress,
+    *,
+    vhdl: VhdlDesign | None = None,
+    hls: Any = None,
     keep_logs: Path | None = None,
     test_set: np.ndarray | None = None,
 ) -> Verification:
-    """Simulate ``design`` on ``x_int`` and compare with golden and framework outputs.
+    """Simulate the design(s) on ``x_int`` and compare with golden and framework outputs.
 
     ``references`` maps a name to the float outputs of a framework model (the
     source model, the framework twin) whose inference must equal the golden
     model exactly.  ``test_set`` (integer inputs) is simulated as well, for
-    accuracy; its outputs are compared with the golden model too.
+    accuracy; its outputs are compared with the golden model too.  With both a
+    VHDL design and an HLS project, the two are also compared with each other.
     """
-    from .sim.cocotb_runner import run_protocol_tests
-    from .sim.ghdl import simulate
-
     out_t = graph.output.result_type
     assert out_t is not None
     expected = golden.run(graph, x_int)
-    names = [f"out[{i}]" for i in range(design.n_out)]
+    expected_test = golden.run(graph, test_set)["logits"] if test_set is not None else None
+    names = [f"out[{i}]" for i in range(graph.output.size)]
+    outputs: dict[str, np.ndarray] = {}
+    test_outputs: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+    simulators: list[str] = []
+    protocol = hls_info = None
+    argmax = None
     with tempfile.TemporaryDirectory(prefix="mlinfn-sim-") as tmp:
-        with progress.step("simulate", f"simulating {len(x_int)} samples in GHDL"):
-            sim = simulate(
-                design.files, design.testbench, design.top, x_int, design.n_out, design.argmax, Path(tmp) / "bulk"
-            )
-        comparisons = [compare(sim.logits, expected["logits"], "golden", names)]
-        if design.argmax:
-            assert sim.argmax is not None
-            comparisons.append(compare(sim.argmax, expected["argmax"], "golden (arg-max)", ["argmax"]))
-        hw = to_float(sim.logits, out_t.frac)
+        if vhdl is not None:
+            sims = _simulate_vhdl(vhdl, x_int, test_set, Path(tmp), progress)
+            outputs["vhdl"], argmax, seconds["vhdl"] = sims[0].logits, sims[0].argmax, sims[0].seconds
+            if sims[1] is not None:
+                test_outputs["vhdl"] = sims[1].logits
+            protocol = _protocol(vhdl, x_int, expected, Path(tmp), progress, keep_logs)
+            simulators.append(f"{ghdl_version()}: VHDL textio bench (all samples); cocotb protocol tests")
+    if hls is not None:
+        hls_info, outputs["hls"], hls_test, seconds["hls"] = _simulate_hls(hls, x_int, test_set, progress)
+        if hls_test is not None:
+            test_outputs["hls"] = hls_test
+        simulators.append(f"hls4ml {hls_info['hls4ml']} C-simulation ({hls.backend} project, g++)")
+    several = len(outputs) > 1
+    comparisons = []
+    for target, out in outputs.items():
+        prefix = f"{target}: " if several else ""
+        comparisons.append(compare(out, expected["logits"], f"{prefix}golden", names))
+        if target == "vhdl" and argmax is not None:
+            comparisons.append(compare(argmax, expected["argmax"], f"{prefix}golden (arg-max)", ["argmax"]))
         for ref_name, ref_out in references.items():
-            comparisons.append(compare(hw, ref_out, ref_name, names))
-        test_logits = None
-        if test_set is not None:
-            with progress.step("test_set", f"simulating the {len(test_set)} test samples in GHDL"):
-                test_sim = simulate(
-                    design.files,
-                    design.testbench,
-                    design.top,
-                    test_set,
-                    design.n_out,
-                    design.argmax,
-                    Path(tmp) / "test",
-                )
-            test_logits = test_sim.logits
-            comparisons.append(compare(test_logits, golden.run(graph, test_set)["logits"], "golden (test set)", names))
-        k = min(len(x_int), PROTOCOL_SAMPLES)
-        with progress.step("protocol", f"cocotb protocol tests on {k} samples"):
-            try:
-                proto = run_protocol_tests(
-                    design.files,
-                    design.top,
-                    x_int[:k],
-                    expected["logits"][:k],
-                    expected["argmax"][:k] if design.argmax else None,
-                    (design.w_in, design.w_out, design.out_signed, design.latency),
-                    Path(tmp) / "cocotb",
-                )
-                protocol = {"tests": proto.tests, "failed": proto.failed, "samples": proto.samples}
-            except RuntimeError as e:
-                protocol = {"tests": 0, "failed": 1, "samples": k, "error": str(e)[:500]}
-            if keep_logs is not None:
-                keep_logs.mkdir(parents=True, exist_ok=True)
-                for name in ("cocotb.log", "results.xml"):
-                    src = Path(tmp) / "cocotb" / name
-                    if src.exists():
-                        shutil.copy(src, keep_logs / name)
-    simulator = f"{ghdl_version()}: VHDL textio bench (all samples); cocotb protocol tests"
-    return Verification(comparisons, len(x_int), sim.seconds, protocol, simulator, test_logits)
+            comparisons.append(compare(to_float(out, out_t.frac), ref_out, f"{prefix}{ref_name}", names))
+        if target in test_outputs and expected_test is not None:
+            comparisons.append(compare(test_outputs[target], expected_test, f"{prefix}golden (test set)", names))
+    if several:
+        comparisons.append(compare(outputs["hls"], outputs["vhdl"], "hls vs vhdl", names))
+    first = "vhdl" if "vhdl" in outputs else "hls"
+    return Verification(
+        comparisons,
+        len(x_int),
+        seconds[first],
+        protocol,
+        "; ".join(simulators),
+        test_outputs.get(first),
+        hls_info,
+    )
 
 
-def load_outdir(outdir: Path) -> tuple[Graph, VhdlDesign, dict[str, Any]]:
-    """Read back what a run wrote: the IR, the design description and the report."""
+def _simulate_vhdl(
+    design: VhdlDesign, x_int: np.ndarray, test_set: np.ndarray | None, tmp: Path, progress: Progress
+) -> tuple[Any, Any]:
+    from .sim.ghdl import simulate
+
+    with progress.step("simulate", f"simulating {len(x_int)} samples in GHDL"):
+        sim = simulate(design.files, design.testbench, design.top, x_int, design.n_out, design.argmax, tmp / "bulk")
+    test_sim = None
+    if test_set is not None:
+        with progress.step("test_set", f"simulating the {len(test_set)} test samples in GHDL"):
+            test_sim = simulate(
+                design.files, design.testbench, design.top, test_set, design.n_out, design.argmax, tmp / "test"
+            )
+    return sim, test_sim
+
+
+def _protocol(
+    design: VhdlDesign,
+    x_int: np.ndarray,
+    expected: dict[str, np.ndarray],
+    tmp: Path,
+    progress: Progress,
+    keep_logs: Path | None,
+) -> dict[str, Any]:
+    from .sim.cocotb_runner import run_protocol_tests
+
+    k = min(len(x_int), PROTOCOL_SAMPLES)
+    with progress.step("protocol", f"cocotb protocol tests on {k} samples"):
+        try:
+            proto = run_protocol_tests(
+                design.files,
+                design.top,
+                x_int[:k],
+                expected["logits"][:k],
+                expected["argmax"][:k] if design.argmax else None,
+                (design.w_in, design.w_out, design.out_signed, design.latency),
+                tmp / "cocotb",
+            )
+            protocol = {"tests": proto.tests, "failed": proto.failed, "samples": proto.samples}
+        except RuntimeError as e:
+            protocol = {"tests": 0, "failed": 1, "samples": k, "error": str(e)[:500]}
+        if keep_logs is not None:
+            keep_logs.mkdir(parents=True, exist_ok=True)
+            for name in ("cocotb.log", "results.xml"):
+                src = tmp / "cocotb" / name
+                if src.exists():
+                    shutil.copy(src, keep_logs / name)
+    return protocol
+
+
+def _simulate_hls(
+    project: Any, x_int: np.ndarray, test_set: np.ndarray | None, progress: Progress
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None, float]:
+    """Compile the HLS project on disk and run it; (facts, outputs, test-set outputs, predict seconds)."""
+    import importlib.metadata
+
+    from .sim.hls_csim import compile_project, precision_differences, predict_ints
+
+    with progress.step("hls_compile", "compiling the HLS C-simulation with g++"):
+        lib = compile_project(project)
+    with progress.step("hls_csim", f"running the C-simulation on {len(x_int)} samples"):
+        t0 = time.perf_counter()
+        out = predict_ints(lib, x_int)
+        seconds = time.perf_counter() - t0
+        test = predict_ints(lib, test_set) if test_set is not None else None
+    info = {
+        "hls4ml": importlib.metadata.version("hls4ml"),
+        "backend": project.backend,
+        "project": project.project_name,
+        "compile_seconds": round(lib.compile_seconds, 3),
+        "precision_differences": precision_differences(project),
+    }
+    return info, out, test, seconds
+
+
+def load_outdir(outdir: Path) -> tuple[Graph, VhdlDesign | None, Any, dict[str, Any]]:
+    """Read back what a run wrote: the IR, the VHDL design and/or HLS project, and the report."""
     design_file = outdir / DESIGN_FILE
     if not design_file.exists():
         raise UserError(f"{outdir}: not an mlinfn-compress output (no {DESIGN_FILE})")
     d = json.loads(design_file.read_text())
     graph = Graph.from_json(d["ir"])
-    design = design_from_json(d["vhdl"], outdir / "vhdl", outdir / "sim")
-    missing = [p for p in [*design.files, design.testbench] if not p.exists()]
-    if missing:
-        raise UserError(f"{outdir}: design files are missing: {', '.join(str(p) for p in missing)}")
+    design = None
+    if d.get("vhdl") is not None:
+        design = design_from_json(d["vhdl"], outdir / "vhdl", outdir / "sim")
+        missing = [p for p in [*design.files, design.testbench] if not p.exists()]
+        if missing:
+            raise UserError(f"{outdir}: design files are missing: {', '.join(str(p) for p in missing)}")
+    project = None
+    if d.get("hls") is not None:
+        from .backends.hls import load_project
+
+        try:
+            project = load_project(outdir / "hls")
+        except (OSError, ValueError) as e:
+            raise UserError(f"{outdir}: cannot read the HLS project ({e})") from e
     report_file = outdir / "report.json"
     report = json.loads(report_file.read_text()) if report_file.exists() else {}
-    return graph, design, report
+    return graph, design, project, report

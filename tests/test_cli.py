@@ -185,9 +185,9 @@ def test_calibration_of_wrong_width(float_mlp: Path, tmp_path: Path, capsys: Any
     assert f"{cal}: calibration data has shape (10, 15), but the model expects (samples, 16) features" in err
 
 
-def test_hls_target_not_yet(float_mlp: Path, tmp_path: Path, capsys: Any) -> None:
-    err = bad([str(float_mlp), "--target", "hls"], tmp_path / "o", capsys)
-    assert "--target hls: not yet supported" in err
+def test_unknown_hls_backend(float_mlp: Path, tmp_path: Path, capsys: Any) -> None:
+    err = bad([str(float_mlp), "--target", "hls", "--hls-backend", "catapult"], tmp_path / "o", capsys)
+    assert "--hls-backend: unknown HLS backend 'catapult'; use one of Vitis, Vivado, Quartus, oneAPI" in err
 
 
 def test_json_plus_weights(tmp_path: Path, capsys: Any) -> None:
