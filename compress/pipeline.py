@@ -26,6 +26,7 @@ from .report import build_report, float_exactness, summary
 from .verify import DESIGN_FILE, Verification, load_outdir, run_verification
 
 TARGETS = ("vhdl", "hls", "both")
+SIGMOID_NOTE = "the model ends in a sigmoid: the hardware emits the values before it (0 is the decision threshold)"
 HLS_SOFTMAX_NOTE = (
     "the model ends in a softmax: the HLS design emits the logits (before the softmax; hls4ml's softmax "
     "is a lookup-table approximation)"
@@ -180,6 +181,8 @@ def _run(
         outputs["note"] = SOFTMAX_NOTE
     elif graph.has_argmax:
         outputs["note"] = HLS_SOFTMAX_NOTE
+    if graph.output_activation == "sigmoid":
+        outputs["note"] = SIGMOID_NOTE
     latency = design.latency if design is not None else None
     report = build_report(graph, opts.target, latency, verification.to_json(), quant_info, outputs, progress.timings)
     if project is not None:

@@ -38,3 +38,15 @@ def test_shared_conv1d_is_refused_cleanly(tmp_path: Path, capsys: pytest.Capture
     assert main([str(SHARED_MODELS / "conv1d_small.h5"), "-o", str(outdir), "-q"]) == 2
     assert "conv1d_small.h5: layer 'conv1_relu' (Conv1D) is not supported" in capsys.readouterr().err
     assert not outdir.exists()
+
+
+def test_shared_pytorch_model_saved_on_a_gpu_verifies_on_cpu(tmp_path: Path) -> None:
+    """two_layer_model.pt was pickled whole with CUDA tensors and ends in a sigmoid."""
+    pytest.importorskip("torch")
+    outdir = tmp_path / "out"
+    assert main([str(SHARED_MODELS / "two_layer_model.pt"), "-o", str(outdir), "-q", "--simulate", "500"]) == 0
+    report = json.loads((outdir / "report.json").read_text())
+    assert report["model"]["framework"] == "torch"
+    assert report["verification"]["mismatches"] == 0 and report["verification"]["against"] == ["golden", "twin"]
+    assert "sigmoid" in report["hardware"]["outputs"]["note"]
+    assert [row["out_shape"] for row in report["layers"]] == [[32], [32], [1]]

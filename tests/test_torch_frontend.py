@@ -243,13 +243,25 @@ def test_corrupt_file(tmp_path: Path) -> None:
         load_model(path)
 
 
-def test_unsupported_layers(tmp_path: Path) -> None:
+def test_final_sigmoid_is_left_to_the_user(tmp_path: Path) -> None:
+    """Like a final softmax: the IR stops before it and the reference gives the values before it."""
     sigmoid = tmp_path / "sigmoid.pt"
-    torch.save(nn.Sequential(nn.Linear(16, 4), nn.ReLU(), nn.Linear(4, 1), nn.Sigmoid()), sigmoid)
-    with pytest.raises(UnsupportedLayer) as e:
-        load_model(sigmoid)
-    assert "sigmoid.pt: module '3' (Sigmoid) is not supported" in str(e.value)
-    assert "supported: Linear, ReLU" in str(e.value)
+    model = nn.Sequential(nn.Linear(16, 4), nn.ReLU(), nn.Linear(4, 1), nn.Sigmoid())
+    torch.save(model, sigmoid)
+    lm = load_model(sigmoid)
+    assert lm.graph.output_activation == "sigmoid" and not lm.graph.has_argmax
+    assert [n.op for n in lm.graph.nodes] == ["dense", "relu", "dense"]
+    x = np.random.default_rng(0).standard_normal((5, 16))
+    with torch.no_grad():
+        before = model[:3].double()(torch.from_numpy(x)).numpy()
+    assert (lm.reference(x) == before).all()
+    followed = tmp_path / "followed.pt"
+    torch.save(nn.Sequential(nn.Linear(16, 4), nn.Sigmoid(), nn.Linear(4, 1)), followed)
+    with pytest.raises(UnsupportedLayer, match=r"followed\.pt: '2' \(Linear\) follows the sigmoid; it must be last"):
+        load_model(followed)
+
+
+def test_unsupported_layers(tmp_path: Path) -> None:
     conv = tmp_path / "conv.pt"
     torch.save(nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(28, 4)), conv)
     with pytest.raises(UnsupportedLayer, match=r"conv\.pt: module '0' \(Conv1d\) is not supported; supported: Linear"):

@@ -24,8 +24,9 @@ from .base import LoadedModel, safe_name, short_error
 
 SUPPORTED = (
     "InputLayer, Dense (linear/relu), Activation (relu/linear), ReLU, Dropout, "
-    "QDense, QActivation (quantized_relu, quantized_bits), and a softmax at the output"
+    "QDense, QActivation (quantized_relu, quantized_bits), and a softmax or sigmoid at the output"
 )
+FINAL_ACTIVATIONS = ("softmax", "sigmoid")  # at the output: the hardware emits the values before them
 _IDENTITY = ("InputLayer", "Dropout", "AlphaDropout", "GaussianDropout", "GaussianNoise")
 
 
@@ -150,10 +151,10 @@ class _Translator:
         self.path = path
         self.model = model
         self.nodes: list[Node] = []
-        self.softmax = False
+        self.final: str | None = None  # "softmax" or "sigmoid" at the output
         self.exact = True  # framework inference can be bit-exact
         self.quantised_by_model = False
-        self.calls: list[tuple[Any, bool]] = []  # (layer, strip_softmax) for the reference
+        self.calls: list[tuple[Any, bool]] = []  # (layer, strip its final activation) for the reference
 
     def where(self, layer: Any) -> str:
         return f"{self.path.name}: layer '{layer.name}' ({type(layer).__name__})"
@@ -165,9 +166,9 @@ class _Translator:
         return self.nodes[-1].name if self.nodes else "input"
 
     def add(self, node: Node) -> None:
-        if self.softmax:
+        if self.final:
             raise UnsupportedLayer(
-                f"{self.path.name}: layer '{node.name}' follows the softmax; a softmax is supported "
+                f"{self.path.name}: layer '{node.name}' follows the {self.final}; a {self.final} is supported "
                 "only as the last layer"
             )
         self.nodes.append(node)
@@ -180,8 +181,8 @@ class _Translator:
             self.add(Node(name, op, [self.prev()], size, type(layer).__name__, result_type=t))
         elif kind == "relu":
             self.add(Node(name, "relu", [self.prev()], size, type(layer).__name__))
-        elif kind == "softmax":
-            self.softmax = True
+        elif kind in FINAL_ACTIVATIONS:
+            self.final = kind
         elif kind != "linear":
             self.reject(layer, f"has activation '{kind}', which is not supported")
 
@@ -206,10 +207,10 @@ class _Translator:
                 continue
             if cls in ("Dense", "QDense"):
                 size = self.dense(layer, size)
-                strip = act_name(layer.activation) == "softmax"
+                strip = act_name(layer.activation) in FINAL_ACTIVATIONS
             elif cls == "Activation":
                 self.add_activation(layer, layer.activation, size, layer.name)
-                strip = self.softmax
+                strip = self.final is not None
             elif cls == "QActivation":
                 self.add_activation(layer, layer.quantizer, size, layer.name)
             elif cls == "ReLU":
@@ -218,7 +219,7 @@ class _Translator:
                     self.reject(layer, "with max_value, negative_slope or threshold is not supported")
                 self.add_activation(layer, "relu", size, layer.name)
             elif cls == "Softmax":
-                self.softmax = True
+                self.final = "softmax"
                 strip = True
             else:
                 self.reject(layer)
@@ -234,7 +235,7 @@ class _Translator:
             source_path=str(self.path),
             input_size=input_size,
             nodes=self.nodes,
-            output_activation="softmax" if self.softmax else None,
+            output_activation=self.final,
             parameters=int(model.count_params()),
         )
 

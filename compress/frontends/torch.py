@@ -28,7 +28,8 @@ from .base import LoadedModel, safe_name, short_error
 
 SUPPORTED = (
     "Linear, ReLU (module, F.relu, torch.relu), Identity, Dropout, Flatten (of a flat input), Brevitas "
-    "QuantIdentity, QuantLinear and QuantReLU with power-of-two (FixedPoint) quantisers, and a Softmax at the output"
+    "QuantIdentity, QuantLinear and QuantReLU with power-of-two (FixedPoint) quantisers, "
+    "and a Softmax or Sigmoid at the output"
 )
 FIXED_POINT = (
     "use the fixed-point quantisers (Int8WeightPerTensorFixedPoint, Int8ActPerTensorFixedPoint, "
@@ -312,7 +313,8 @@ class _Translator:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.nodes: list[Node] = []
-        self.softmax_at: int | None = None  # index of the step that is the final softmax
+        self.final_at: int | None = None  # index of the step that is the final softmax or sigmoid
+        self.final: str | None = None
         self.exact = True  # every format comes from the model
         self.brevitas = False
         self.parameters = 0
@@ -339,8 +341,8 @@ class _Translator:
             raise UnsupportedLayer(f"{self.path.name}: the model has no Linear layer; supported: {SUPPORTED}")
         input_size = size = int(linears[0].weight.shape[1])
         for i, (name, kind, m, _) in enumerate(steps):
-            if self.softmax_at is not None and kind not in _IDENTITY:
-                raise UnsupportedLayer(f"{self.path.name}: '{name}' ({kind}) follows the softmax; it must be last")
+            if self.final_at is not None and kind not in _IDENTITY:
+                raise UnsupportedLayer(f"{self.path.name}: '{name}' ({kind}) follows the {self.final}; it must be last")
             self.brevitas |= kind.startswith("Quant") and type(m).__module__.startswith("brevitas")
             size = self.step(name, kind, m, size, i)
         return Graph(
@@ -349,7 +351,7 @@ class _Translator:
             source_path=str(self.path),
             input_size=input_size,
             nodes=self.nodes,
-            output_activation="softmax" if self.softmax_at is not None else None,
+            output_activation=self.final,
             parameters=self.parameters,
         )
 
@@ -357,7 +359,9 @@ class _Translator:
         if kind in _IDENTITY or (kind == "Flatten" and m.start_dim == 1 and m.end_dim == -1):
             return size  # a Flatten of a flat (batch, features) input does nothing
         if kind in ("Softmax", "softmax") and getattr(m, "dim", 1) in (None, 1, -1):
-            self.softmax_at = index
+            self.final_at, self.final = index, "softmax"
+        elif kind in ("Sigmoid", "sigmoid"):
+            self.final_at, self.final = index, "sigmoid"
         elif kind in ("ReLU", "relu"):
             self.add(name, "relu", size, "ReLU" if m is not None else "F.relu")
         elif kind == "Linear":
@@ -372,8 +376,6 @@ class _Translator:
             self.cur_frac = t.frac if t is not None else self.cur_frac
         elif kind == "Softmax":
             self.reject(name, kind, f"over dim={m.dim} is not supported (use dim=1)")
-        elif kind in ("Sigmoid", "sigmoid"):
-            self.reject(name, kind, "is not supported: the IR has no sigmoid (a Softmax at the output is)")
         else:
             self.reject(name, kind)
         return size
@@ -447,21 +449,21 @@ class _Translator:
 # ---- the model's own inference ----------------------------------------------------
 
 
-def _reference(steps: list[Step], gm: Any, model: Any, softmax_at: int | None) -> Callable[[np.ndarray], np.ndarray]:
-    """The model's outputs before a final softmax, in the model's dtype (float64 when it allows)."""
+def _reference(steps: list[Step], gm: Any, model: Any, final_at: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    """The model's outputs before a final softmax or sigmoid, in the model's dtype (float64 when it allows)."""
     import torch
 
-    def layers(x: Any) -> Any:  # TorchScript: the layers before the softmax
-        for _, kind, m, _ in steps[:softmax_at]:
+    def layers(x: Any) -> Any:  # TorchScript: the layers before the final activation
+        for _, kind, m, _ in steps[:final_at]:
             x = torch.relu(x) if kind == "relu" else x if m is None else m(x)
         return x
 
     runner: Callable[[Any], Any] = model if gm is None else gm
-    if softmax_at is not None and gm is not None:  # end the traced graph at the softmax's input
-        next(n for n in gm.graph.nodes if n.op == "output").args = (steps[softmax_at][3].args[0],)
+    if final_at is not None and gm is not None:  # end the traced graph at the final activation's input
+        next(n for n in gm.graph.nodes if n.op == "output").args = (steps[final_at][3].args[0],)
         gm.graph.eliminate_dead_code()
         gm.recompile()
-    elif softmax_at is not None:
+    elif final_at is not None:
         runner = layers
     dtype = next((p.dtype for p in model.parameters()), torch.float32)
 
@@ -502,7 +504,7 @@ def load(path: Path, model_class: str | None = None, model_args: dict[str, Any] 
             model.double()  # exact sums: float64 holds every accumulator of up to 53 bits
         except Exception:  # noqa: BLE001 - float32 then: the reference cannot be exact
             tr.exact = False
-    reference = _reference(steps, gm, model, tr.softmax_at)
+    reference = _reference(steps, gm, model, tr.final_at)
     try:
         probe = reference(np.random.default_rng(0).standard_normal((4, graph.input_size)))
     except Exception as e:  # noqa: BLE001
