@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 
-from build_digits_model import digits_split  # noqa: E402
+from digits_common import digits_split  # noqa: E402
 
 
 def main() -> None:

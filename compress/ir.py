@@ -184,3 +184,18 @@ def _int_array(values: list[int]) -> np.ndarray:
     if any(abs(v) >= 2**62 for v in values):
         return np.array(values, dtype=object)
     return np.array(values, dtype=np.int64)
+
+
+class UniqueNames:
+    """Hands out names that have not been handed out before: ``base``, ``base_2``, ``base_3``, ..."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def __call__(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.used:
+            i += 1
+            name = f"{base}_{i}"
+        self.used.add(name)
+        return name

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .fixed import FixedType, to_float
-from .ir import Graph, Node
+from .ir import Graph, Node, UniqueNames
 from .quantise import accumulator_bounds
 from .tfkeras import qkeras_objects, tf_keras
 
@@ -123,15 +123,7 @@ class _Builder:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.tfk = tf_keras()
-        self.used: set[str] = set()
-
-    def name(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.used:
-            i += 1
-            name = f"{base}_{i}"
-        self.used.add(name)
-        return name
+        self.name = UniqueNames()
 
     def quantise(self, x: Any, t_in: FixedType | None, t_out: FixedType, where: str, base: str) -> Any:
         """Layers that re-quantise ``x`` (of type ``t_in``; None: any float) to ``t_out``."""

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .fixed import FixedType, to_float
-from .ir import Graph, Node
+from .ir import Graph, Node, UniqueNames
 from .quantise import accumulator_bounds
 
 FLOAT64_BITS = 53  # significand of float64, implicit bit included
@@ -173,23 +173,18 @@ def _param_spec(t: FixedType, ints: np.ndarray, where: str) -> dict[str, Any]:
     return quant_spec(t)
 
 
-class _Names:
+class _Names(UniqueNames):
     """Unique module names that nn.Sequential accepts."""
 
     def __init__(self) -> None:
         import torch
 
+        super().__init__()
         self.reserved = set(dir(torch.nn.Sequential))
-        self.used: set[str] = set()
 
     def __call__(self, base: str) -> str:
-        base = base if base.isidentifier() and base not in self.reserved else f"n_{base.replace('.', '_')}"
-        name, i = base, 1
-        while name in self.used:
-            i += 1
-            name = f"{base}_{i}"
-        self.used.add(name)
-        return name
+        ok = base.isidentifier() and base not in self.reserved
+        return super().__call__(base if ok else f"n_{base.replace('.', '_')}")
 
 
 def _dense(graph: Graph, node: Node, name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

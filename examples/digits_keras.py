@@ -21,49 +21,20 @@ The same as one command:
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from build_digits_model import digits_split  # noqa: E402
-
-from mlinfn_compress.cli import main as mlinfn_compress  # noqa: E402
+from digits_common import compress, tutorial_main, write_data  # noqa: E402
 
 
-def run(outdir: Path, epochs: int) -> dict:
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    data = outdir.parent / "digits.npz"
-    x_train, y_train, x_test, y_test = digits_split()
-    np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    args = [str(HERE / "models" / "digits_mlp.h5"), "--data", str(data), "--prune", "0.7", "--qat", "--bits", "6"]
-    args += ["--epochs", str(epochs), "-o", str(outdir), "--force"]
-    code = mlinfn_compress(args)
-    if code != 0:
-        raise SystemExit(code)
-    return json.loads((outdir / "report.json").read_text())
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-o", "--outdir", type=Path, default=Path("out/tutorial_keras/design"))
-    ap.add_argument("--quick", action="store_true", help="fewer fine-tuning epochs")
-    args = ap.parse_args()
-    report = run(args.outdir, epochs=4 if args.quick else 12)
-    acc, comp = report["accuracy"], report["compression"]
-    print(
-        f"\ntest accuracy: float {acc['float']:.1%}, compressed {acc['compressed']:.1%}, hardware {acc['hardware']:.1%}"
-    )
-    print(
-        f"sparsity {comp['sparsity']:.0%}; "
-        f"weight bits {comp['weight_bits_total']} (float32: {comp['float32_bits_total']})"
-    )
+def run(outdir: Path, epochs: int) -> dict[str, Any]:
+    data = write_data(outdir.parent / "digits.npz")
+    return compress(HERE / "models" / "digits_mlp.h5", data, outdir, epochs)
 
 
 if __name__ == "__main__":
-    main()
+    tutorial_main(__doc__.splitlines()[0], "out/tutorial_keras/design", run)

@@ -23,10 +23,9 @@ The same as one command:
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,9 +34,7 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from build_digits_model import digits_split  # noqa: E402
-
-from mlinfn_compress.cli import main as mlinfn_compress  # noqa: E402
+from digits_common import compress, digits_split, tutorial_main, write_data  # noqa: E402
 
 
 def train_float_model(x: np.ndarray, y: np.ndarray, epochs: int = 60) -> nn.Module:
@@ -56,33 +53,13 @@ def train_float_model(x: np.ndarray, y: np.ndarray, epochs: int = 60) -> nn.Modu
     return model.eval()
 
 
-def run(outdir: Path, epochs: int) -> dict:
-    work = outdir.parent
-    work.mkdir(parents=True, exist_ok=True)
-    x_train, y_train, x_test, y_test = digits_split()
-    np.savez(work / "digits.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    model_path = work / "digits_mlp.pt"
+def run(outdir: Path, epochs: int) -> dict[str, Any]:
+    data = write_data(outdir.parent / "digits.npz")
+    x_train, y_train, _, _ = digits_split()
+    model_path = outdir.parent / "digits_mlp.pt"
     torch.save(train_float_model(x_train, y_train), model_path)
-    args = [str(model_path), "--data", str(work / "digits.npz"), "--prune", "0.7", "--qat", "--bits", "6"]
-    args += ["--epochs", str(epochs), "-o", str(outdir), "--force"]
-    code = mlinfn_compress(args)
-    if code != 0:
-        raise SystemExit(code)
-    return json.loads((outdir / "report.json").read_text())
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-o", "--outdir", type=Path, default=Path("out/tutorial_torch/design"))
-    ap.add_argument("--quick", action="store_true", help="fewer fine-tuning epochs")
-    args = ap.parse_args()
-    report = run(args.outdir, epochs=4 if args.quick else 12)
-    acc, comp = report["accuracy"], report["compression"]
-    print(
-        f"\ntest accuracy: float {acc['float']:.1%}, compressed {acc['compressed']:.1%}, hardware {acc['hardware']:.1%}"
-    )
-    print(f"sparsity {comp['sparsity']:.0%}; weight bits {comp['weight_bits_total']}")
+    return compress(model_path, data, outdir, epochs)
 
 
 if __name__ == "__main__":
-    main()
+    tutorial_main(__doc__.splitlines()[0], "out/tutorial_torch/design", run)
