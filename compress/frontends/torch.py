@@ -25,12 +25,8 @@ from ..errors import UnsupportedLayer, UserError
 from ..fixed import FixedType, on_grid
 from ..ir import Graph, Node
 from .base import LoadedModel, safe_name, short_error
+from .torchscript import SCRIPT_OPS, SUPPORTED, Step, module_class, script_chain
 
-SUPPORTED = (
-    "Linear, ReLU (module, F.relu, torch.relu), Identity, Dropout, Flatten (of a flat input), Brevitas "
-    "QuantIdentity, QuantLinear and QuantReLU with power-of-two (FixedPoint) quantisers, "
-    "and a Softmax or Sigmoid at the output"
-)
 FIXED_POINT = (
     "use the fixed-point quantisers (Int8WeightPerTensorFixedPoint, Int8ActPerTensorFixedPoint, "
     "Uint8ActPerTensorFixedPoint) or a bias quantiser with a power-of-two scale"
@@ -39,13 +35,6 @@ STATE_DICT_HELP = "pass --model-class FILE.py:ClassName (and --model-args '{...}
 _IDENTITY = ("Identity", "Dropout", "AlphaDropout", "FeatureAlphaDropout", "identity")
 _ROUNDING = {"ROUND": "RND_CONV", "FLOOR": "TRN", "ROUND_TO_ZERO": "TRN_ZERO"}  # Brevitas -> ours
 _GENERIC = ("Sequential", "GraphModule", "RecursiveScriptModule", "Module")
-_SCRIPT_OPS = {"relu": "relu", "relu_": "relu", "softmax": "softmax", "sigmoid": "sigmoid", "dropout": "identity"}
-
-Step = tuple[str, str, Any, Any]  # (name, kind: class name or function, module or None, fx node or None)
-
-
-def _cls(m: Any) -> str:
-    return str(getattr(m, "original_name", "") or type(m).__name__)
 
 
 @contextmanager
@@ -193,9 +182,9 @@ def _fx_chain(path: Path, model: Any) -> tuple[list[Step], Any]:
             )
         if node.op == "call_module":
             m = gm.get_submodule(node.target)
-            steps.append((str(node.target), _cls(m), m, node))
+            steps.append((str(node.target), module_class(m), m, node))
         else:
-            f = functions.get(node.target) if node.op == "call_function" else _SCRIPT_OPS.get(node.target)
+            f = functions.get(node.target) if node.op == "call_function" else SCRIPT_OPS.get(node.target)
             f = f or ("flatten" if node.target == "flatten" else getattr(node.target, "__name__", str(node.target)))
             arg1 = node.args[1] if len(node.args) > 1 else None
             if f == "softmax" and node.kwargs.get("dim", arg1) not in (1, -1):
@@ -205,54 +194,6 @@ def _fx_chain(path: Path, model: Any) -> tuple[list[Step], Any]:
             steps.append((node.name, f, None, node))
         cur = node
     return steps, gm
-
-
-def _script_child(path: Path, prefix: str, name: str, child: Any) -> list[Step]:
-    if child.original_name == "Sequential":
-        return _script_chain(path, child, f"{prefix}{name}.")
-    return [(prefix + name, _cls(child), child, None)]
-
-
-def _script_chain(path: Path, sm: Any, prefix: str = "") -> list[Step]:
-    """The layers of a TorchScript module: a Sequential, or a forward calling its children in a chain."""
-    if sm.original_name == "Sequential":
-        return [s for name, child in sm.named_children() for s in _script_child(path, prefix, name, child)]
-    g = sm.graph
-    self_v, *inputs = [v.unique() for v in g.inputs()]
-    if len(inputs) != 1:
-        raise UnsupportedLayer(f"{path.name}: the TorchScript forward takes {len(inputs)} inputs; one is supported")
-    cur = inputs[0]
-    named: dict[int, Any] = {}  # value -> child module or function name
-    steps: list[Step] = []
-    for n in g.nodes():
-        kind, vals = n.kind(), list(n.inputs())
-        out = next(iter(n.outputs())).unique() if n.outputsSize() else None
-        if kind == "prim::Constant":
-            named[out] = n.s("name") if "name" in n.attributeNames() else None
-            continue
-        if kind == "prim::GetAttr" and vals[0].unique() == self_v:
-            named[out] = (n.s("name"), getattr(sm, n.s("name")))
-            continue
-        if kind == "prim::CallFunction" or (kind == "prim::CallMethod" and n.s("name") == "forward"):
-            target, vals = named.get(vals[0].unique()), vals[1:]
-        else:
-            target = kind.removeprefix("aten::")
-        op = _SCRIPT_OPS.get(target) if isinstance(target, str) else None
-        if [v.unique() for v in vals[:1]] != [cur] or (op is None and not isinstance(target, tuple)):
-            raise UnsupportedLayer(
-                f"{path.name}: TorchScript operation {kind} in {sm.original_name}.forward cannot be translated; "
-                f"a Sequential or a forward calling a chain of supported layers is supported: {SUPPORTED}"
-            )
-        if isinstance(target, tuple):
-            steps += _script_child(path, prefix, *target)
-        else:
-            dim = vals[1].toIValue() if op == "softmax" and vals[1].node().kind() == "prim::Constant" else 1
-            op = op if dim in (1, -1) else "softmax over a dim other than 1"
-            steps.append((f"{prefix}{target}_{len(steps)}", op, None, None))
-        cur = out
-    if [v.unique() for v in g.return_node().inputs()] != [cur]:
-        raise UnsupportedLayer(f"{path.name}: the TorchScript forward must return the last layer's output alone")
-    return steps
 
 
 # ---- translation ----------------------------------------------------------------
@@ -492,13 +433,13 @@ def load(path: Path, model_class: str | None = None, model_args: dict[str, Any] 
             pass
     model.eval()
     if isinstance(model, torch.jit.ScriptModule):
-        steps, gm = _script_chain(path, model), None
+        steps, gm = script_chain(path, model), None
         if any(k.startswith("Quant") for _, k, _, _ in steps):
             raise UnsupportedLayer(f"{path.name}: Brevitas layers in TorchScript are not supported; {STATE_DICT_HELP}")
     else:
         steps, gm = _fx_chain(path, model)
     tr = _Translator(path)
-    graph = tr.translate(steps, _cls(model))
+    graph = tr.translate(steps, module_class(model))
     with _quiet():  # TorchScript modules warn about the .grad of their parameters here
         try:
             model.double()  # exact sums: float64 holds every accumulator of up to 53 bits
