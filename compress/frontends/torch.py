@@ -13,9 +13,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import sys
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import numpy as np
 from ..errors import UnsupportedLayer, UserError
 from ..fixed import FixedType, on_grid
 from ..ir import Graph, Node
+from ..tfkeras import framework_warnings_hidden
 from .base import LoadedModel, safe_name, short_error
 from .torchscript import SCRIPT_OPS, SUPPORTED, Step, module_class, script_chain
 
@@ -35,13 +34,6 @@ STATE_DICT_HELP = "pass --model-class FILE.py:ClassName (and --model-args '{...}
 _IDENTITY = ("Identity", "Dropout", "AlphaDropout", "FeatureAlphaDropout", "identity")
 _ROUNDING = {"ROUND": "RND_CONV", "FLOOR": "TRN", "ROUND_TO_ZERO": "TRN_ZERO"}  # Brevitas -> ours
 _GENERIC = ("Sequential", "GraphModule", "RecursiveScriptModule", "Module")
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
 # ---- loading ----------------------------------------------------------------
@@ -87,7 +79,7 @@ def _load_module(path: Path, model_class: str | None, model_args: dict[str, Any]
     import torch
 
     cls = _model_class(path, model_class) if model_class else None
-    with _quiet():
+    with framework_warnings_hidden():
         try:
             if path.suffix.lower() in (".ts", ".torchscript"):
                 obj = torch.jit.load(str(path), map_location="cpu")
@@ -426,7 +418,7 @@ def load(path: Path, model_class: str | None = None, model_args: dict[str, Any] 
     import torch
 
     model = _load_module(path, model_class, model_args)
-    with _quiet():
+    with framework_warnings_hidden():
         try:
             model = copy.deepcopy(model)
         except Exception:  # noqa: BLE001 - a model that cannot be copied is ours to change anyway
@@ -440,7 +432,7 @@ def load(path: Path, model_class: str | None = None, model_args: dict[str, Any] 
         steps, gm = _fx_chain(path, model)
     tr = _Translator(path)
     graph = tr.translate(steps, module_class(model))
-    with _quiet():  # TorchScript modules warn about the .grad of their parameters here
+    with framework_warnings_hidden():  # TorchScript modules warn about the .grad of their parameters here
         try:
             model.double()  # exact sums: float64 holds every accumulator of up to 53 bits
         except Exception:  # noqa: BLE001 - float32 then: the reference cannot be exact
