@@ -2,7 +2,9 @@
 
 Every IR node becomes one entity with one register stage; a softmax output
 adds an arg-max stage.  Arithmetic is on constrained integers (fast in GHDL,
-sized correctly by synthesis); zero weights are left out of the sums.
+sized correctly by synthesis); zero weights are left out of the sums.  A dense
+layer whose sums do not fit 32-bit VHDL integers is rendered with
+``ieee.numeric_std`` signed arithmetic of the accumulator's width instead.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from mlinfn_compress import __version__, vhdl_templates
 from mlinfn_compress.errors import UserError
-from mlinfn_compress.fixed import FixedType
+from mlinfn_compress.fixed import FixedType, bits_for_range, requantize
 from mlinfn_compress.golden import dense_constants
 from mlinfn_compress.ir import Graph, Node
 from mlinfn_compress.quantise import accumulator_bounds
@@ -76,15 +78,19 @@ def _range(t: FixedType) -> tuple[int, int]:
     return t.min_int, t.max_int
 
 
-def _requant(in_frac: int, in_lo: int, in_hi: int, t: FixedType) -> dict[str, Any]:
-    """What the requant function needs to turn a value into type ``t``."""
+def _requant(in_frac: int, in_lo: int, in_hi: int, t: FixedType, max_shift: int = 30) -> dict[str, Any]:
+    """What the requant function needs to turn a value into type ``t``.
+
+    ``max_shift`` bounds the shift: 30 for integer arithmetic; the wide (signed)
+    dense template shifts vectors and accepts any shift.
+    """
     shift = in_frac - t.frac
     lo, hi = t.min_int, t.max_int
     # Range after the shift, to see whether overflow handling can be skipped.
     after_lo = in_lo >> shift if shift >= 0 else in_lo << -shift
     after_hi = (in_hi >> shift) + 1 if shift > 0 else (in_hi << -shift if shift < 0 else in_hi)
     sat_lo = -hi if (t.overflow == "SAT_SYM" and t.signed) else lo
-    if shift > 30 or t.width > 30:
+    if shift > max_shift or t.width > 30:
         raise UserError(f"type {t}: shifts and widths over 30 bits are not supported by the VHDL backend")
     return {
         "frac_in": in_frac,
@@ -250,18 +256,55 @@ def _render_dense(env: jinja2.Environment, graph: Graph, node: Node, ctx: dict[s
     assert node.accum_type is not None and node.result_type is not None
     w, b, _ = dense_constants(graph, node)
     lo, hi, mag = accumulator_bounds(graph, node, node.accum_type.frac)
-    if mag > VHDL_INT_MAX:
-        raise UserError(
-            f"layer '{node.name}': its sums need {mag.bit_length() + 1} bits, more than the 32-bit "
-            "integers of the VHDL backend; use fewer --weight-bits/--act-bits or a narrower --input-type"
-        )
-    sums = [_sum_expr(w[:, j], int(b[j])) for j in range(node.size)]
     zeros = int(np.count_nonzero(np.asarray(node.weight_int) == 0))
-    ctx = dict(
-        ctx,
-        sums=sums,
-        zeros=zeros,
-        n_in=w.shape[0],
-        rq=_requant(node.accum_type.frac, lo, hi, node.result_type),
-    )
+    ctx = dict(ctx, zeros=zeros, n_in=w.shape[0])
+    if mag > VHDL_INT_MAX or node.accum_type.width > 32:
+        return _render_dense_wide(env, graph, node, ctx, lo, hi, mag)
+    sums = [_sum_expr(w[:, j], int(b[j])) for j in range(node.size)]
+    ctx.update(sums=sums, rq=_requant(node.accum_type.frac, lo, hi, node.result_type))
     return env.get_template("dense.vhd.j2").render(ctx)
+
+
+def _signed_literal(value: int, width: int) -> str:
+    """A signed constant of any width as a bit-string literal (integer literals stop at 32 bits)."""
+    return f'signed\'("{value & ((1 << width) - 1):0{width}b}")'
+
+
+def _render_dense_wide(
+    env: jinja2.Environment, graph: Graph, node: Node, ctx: dict[str, Any], lo: int, hi: int, mag: int
+) -> str:
+    """A dense layer in ``numeric_std`` signed arithmetic, for sums wider than VHDL integers."""
+    assert node.accum_type is not None and node.result_type is not None and node.weight_int is not None
+    _, b, shift_w = dense_constants(graph, node)
+    x_t = graph.in_type(node)
+    # Wide enough for the accumulator and for every partial sum: the sum is exact.
+    acc_w = max(node.accum_type.width + (0 if node.accum_type.signed else 1), bits_for_range(-mag, mag))
+    x_w = x_t.width + (0 if x_t.signed else 1)
+    rq = _requant(node.accum_type.frac, lo, hi, node.result_type, max_shift=acc_w - 1)
+    weights = np.asarray(node.weight_int)
+    sums = []
+    for j in range(node.size):
+        terms = [_signed_literal(int(b[j]), acc_w)] if int(b[j]) else []
+        for i, wv in enumerate(int(v) for v in weights[:, j]):
+            if wv == 0:
+                continue
+            if abs(wv) > VHDL_INT_MAX:
+                raise UserError(
+                    f"layer '{node.name}': weight {wv} does not fit the 32-bit integers of the VHDL backend"
+                )
+            term = f"resize(to_signed(x({i}), {x_w}) * to_signed({wv}, {bits_for_range(min(wv, -1), wv)}), ACC_W)"
+            terms.append(f"shift_left({term}, {shift_w})" if shift_w else term)
+        if terms[int(b[j]) != 0 :]:
+            sums.append("requant(" + "\n        + ".join(terms) + ")")
+        else:  # no weights: a constant, folded here (ghdl --synth cannot fold numeric_std calls)
+            const = requantize(np.array([int(b[j])], dtype=object), node.accum_type.frac, node.result_type)
+            sums.append(str(int(const[0])))
+    shift = rq["shift"]
+    ctx.update(
+        sums=sums,
+        rq=rq,
+        acc_w=acc_w,
+        q_w=acc_w - shift if shift < 0 else acc_w,
+        low_nonzero=f"v({shift - 2} downto 0) /= ({shift - 2} downto 0 => '0')" if shift >= 2 else "false",
+    )
+    return env.get_template("dense_wide.vhd.j2").render(ctx)
