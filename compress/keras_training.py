@@ -20,6 +20,7 @@ import numpy as np
 
 from .data import Dataset
 from .fixed import integer_bits_for
+from .prune import prune_count
 from .tfkeras import act_name, linear, qkeras_objects, tf_keras
 
 Progress = Callable[[str], None] | None
@@ -122,11 +123,6 @@ def _fit(model: Any, data: Dataset, epochs: int, callbacks: list[Any], batch_siz
 # ---- pruning ----
 
 
-def _keep_count(size: int, sparsity: float) -> int:
-    """Weights kept so that at least ``sparsity`` of ``size`` are zero (at least one kept)."""
-    return max(1, size - math.ceil(sparsity * size - 1e-9))
-
-
 def layer_sparsities(kernels: dict[str, np.ndarray], sparsity: float, scope: str) -> dict[str, float]:
     """Per-layer target sparsity: the same for every layer, or from one global magnitude threshold.
 
@@ -138,7 +134,7 @@ def layer_sparsities(kernels: dict[str, np.ndarray], sparsity: float, scope: str
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be at least 0 and below 1, got {sparsity}")
     if scope == "layer":
-        return {n: 1.0 - _keep_count(k.size, sparsity) / k.size for n, k in kernels.items()}
+        return {n: prune_count(k.size, sparsity) / k.size for n, k in kernels.items()}
     flat = np.sort(np.concatenate([np.abs(k).ravel() for k in kernels.values()]))
     n_prune = math.ceil(sparsity * flat.size - 1e-9)
     if n_prune == 0:

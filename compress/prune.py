@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .errors import UserError
@@ -13,6 +15,11 @@ SCOPES = ("layer", "global")
 def check_sparsity(sparsity: float) -> None:
     if not 0.0 <= sparsity < 1.0:
         raise UserError(f"--prune must be at least 0 and below 1, got {sparsity}")
+
+
+def prune_count(size: int, sparsity: float) -> int:
+    """Weights to prune so that at least ``sparsity`` of ``size`` are zero, keeping at least one."""
+    return min(size - 1, math.ceil(sparsity * size - 1e-9))
 
 
 def magnitude_masks(weights: dict[str, np.ndarray], sparsity: float, scope: str) -> dict[str, np.ndarray]:

@@ -25,6 +25,7 @@ import numpy as np
 
 from .data import Dataset
 from .fixed import integer_bits_for
+from .prune import prune_count
 from .twin_torch import constant_layers, write_model
 
 Progress = Callable[[str], None] | None
@@ -193,11 +194,6 @@ def _train(
 # ---- pruning ----
 
 
-def _prune_count(size: int, sparsity: float) -> int:
-    """Weights to prune so that at least ``sparsity`` of ``size`` are zero (at least one kept)."""
-    return min(size - 1, math.ceil(sparsity * size - 1e-9))
-
-
 def _pruned(module: Any) -> int:
     mask = getattr(module, "weight_mask", None)
     return 0 if mask is None else int((mask == 0).sum())
@@ -213,12 +209,12 @@ def _prune_to(linears: dict[str, Any], sparsity: float, scope: str) -> None:
 
     if scope == "layer":
         for m in linears.values():
-            amount = _prune_count(m.weight.numel(), sparsity) - _pruned(m)
+            amount = prune_count(m.weight.numel(), sparsity) - _pruned(m)
             if amount > 0:
                 prune.l1_unstructured(m, "weight", amount=amount, importance_scores=_scores(m))
         return
     total = sum(m.weight.numel() for m in linears.values())
-    amount = _prune_count(total, sparsity) - sum(_pruned(m) for m in linears.values())
+    amount = prune_count(total, sparsity) - sum(_pruned(m) for m in linears.values())
     if amount > 0:
         params = [(m, "weight") for m in linears.values()]
         scores = {(m, "weight"): _scores(m) for m in linears.values()}
