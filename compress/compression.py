@@ -63,7 +63,10 @@ def compress_model(
     from .tfkeras import framework_warnings_hidden
 
     with framework_warnings_hidden():
-        return _finetune(loaded, opts, quant, dataset, progress, workdir, info)
+        try:
+            return _finetune(loaded, opts, quant, dataset, progress, workdir, info)
+        except ValueError as e:  # what the trainers cannot handle (a layer, a mask, a scope)
+            raise UserError(f"{loaded.graph.source_path}: cannot fine-tune the model: {e}") from e
 
 
 def _finetune(

@@ -250,6 +250,7 @@ def prune_finetune(
         raise ValueError(f"pruning scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be at least 0 and below 1, got {sparsity}")
+    _chain(model)  # a chain of layers that training can run (not TorchScript, no unsupported layer)
     model = copy.deepcopy(model)
     linears = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     if not linears:

@@ -169,3 +169,14 @@ def test_torch_digits_tutorial_prunes_quantises_and_verifies(tmp_path: Path) -> 
     assert {row["name"]: row["multipliers"] for row in dense} == nonzero
     twin = tmp_path / "design" / "twin"
     assert r["twin"]["framework"] == "brevitas" and (twin / "model.pt").exists() and (twin / "model.py").exists()
+
+
+def test_model_that_cannot_be_fine_tuned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch")
+    scripted = tmp_path / "scripted.ts"
+    torch.jit.script(torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 5))).save(
+        str(scripted)
+    )
+    data = digits_like(tmp_path / "d.npz")
+    err = refused([str(scripted), "--data", str(data), "--prune", "0.5"], tmp_path / "o", capsys)
+    assert f"{scripted}: cannot fine-tune the model: a TorchScript model cannot be fine-tuned" in err
