@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--simulate", type=int, default=1000, help="samples simulated in GHDL (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of generated inputs (default 0)")
+    p.add_argument(
+        "--synth",
+        action="store_true",
+        help="also estimate the VHDL design's resources (ghdl --synth + yosys synth_xilinx; minutes for large models)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("--version", action="version", version=f"mlinfn-compress {__version__}")
     return p
@@ -133,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             calibration=args.calibration,
             simulate=args.simulate,
             seed=args.seed,
+            synth=args.synth,
             quiet=args.quiet,
         )
         from .pipeline import compress

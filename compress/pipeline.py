@@ -54,6 +54,7 @@ class RunOptions:
     device: str = "auto"
     simulate: int = 1000
     seed: int = 0
+    synth: bool = False
     quiet: bool = False
 
 
@@ -90,6 +91,8 @@ def compress(opts: RunOptions) -> int:
             opts.hls_backend = backend_name(opts.hls_backend)
         except ValueError as e:
             raise UserError(f"--hls-backend: {e}") from e
+    if opts.synth and opts.target == "hls":
+        raise UserError("--synth estimates the VHDL design's resources: use it with --target vhdl or both")
     if opts.simulate < 1:
         raise UserError(f"--simulate must be at least 1, got {opts.simulate}")
     opts.quant.check()
@@ -187,6 +190,14 @@ def _run(
     report = build_report(graph, opts.target, latency, verification.to_json(), quant_info, outputs, progress.timings)
     if project is not None:
         report["hls"] = {"path": "hls/", "backend": project.backend, "project": project.project_name}
+    if opts.synth and design is not None:
+        from .backends.synth import synthesise
+
+        with progress.step("synth", "estimating resources (ghdl --synth, yosys synth_xilinx)"):
+            try:
+                report["hardware"]["resources"] = synthesise(design.files, design.top)
+            except RuntimeError as e:
+                report["hardware"]["resources"] = {"error": str(e)[:1000]}
     report["compression"].update(compression)
     report["twin"] = twin_info
     if dataset is not None and test_int is not None and float_test is not None:

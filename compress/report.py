@@ -105,6 +105,12 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
         f"  latency {latency}, initiation interval {hw['initiation_interval']}; "
         f"{comp['multipliers']} multipliers, {comp['sparsity']:.0%} of weights zero"
     )
+    res = hw.get("resources")
+    if res and "LUT" in res:
+        lines.append(
+            f"  resources (yosys estimate, {res['seconds']} s): {res['LUT']} LUT, {res['FF']} FF, "
+            f"{res['DSP']} DSP, {res['CARRY']} CARRY4"
+        )
     if hw["outputs"].get("note"):
         lines.append(f"  outputs: {hw['outputs']['note']}")
     fm = report["quantisation"].get("float_model")

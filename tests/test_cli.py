@@ -300,3 +300,26 @@ def test_whole_design_synthesises(tmp_path: Path, capsys: Any) -> None:
         text=True,
     ).stdout
     assert "module synth_me" in netlist and "out_argmax" in netlist
+
+
+def test_synth_estimates_resources_and_pruning_shows(
+    small_mlp: Callable[[str, float], Path], tmp_path: Path, capsys: Any
+) -> None:
+    """--synth fills hardware.resources; a pruned model needs fewer of them."""
+    res = {}
+    for name, zeros in (("dense_syn", 0.0), ("pruned_syn", 0.8)):
+        code, out, _ = run(
+            [str(small_mlp(name, zeros)), "--synth", "--simulate", "50", "-o", str(tmp_path / name)], capsys
+        )
+        assert code == 0
+        res[name] = report(tmp_path / name)["hardware"]["resources"]
+        assert res[name]["LUT"] > 0 and "Yosys" in res[name]["tool"]
+    assert (
+        res["pruned_syn"]["LUT"] + 50 * res["pruned_syn"]["DSP"]
+        < res["dense_syn"]["LUT"] + 50 * res["dense_syn"]["DSP"]
+    )
+
+
+def test_synth_needs_a_vhdl_design(float_mlp: Path, tmp_path: Path, capsys: Any) -> None:
+    err = bad([str(float_mlp), "--target", "hls", "--synth"], tmp_path / "o", capsys)
+    assert "--synth estimates the VHDL design's resources: use it with --target vhdl or both" in err
