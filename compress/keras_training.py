@@ -20,11 +20,10 @@ import numpy as np
 
 from .data import Dataset
 from .fixed import integer_bits_for
-from .prune import prune_count
+from .prune import check_target, prune_count
 from .tfkeras import act_name, linear, qkeras_objects, tf_keras
 
 Progress = Callable[[str], None] | None
-SCOPES = ("layer", "global")
 DENSE = ("Dense", "QDense")
 PASS_THROUGH = ("Dropout", "AlphaDropout", "GaussianDropout", "GaussianNoise")
 BATCH_SIZE = 32
@@ -129,10 +128,7 @@ def layer_sparsities(kernels: dict[str, np.ndarray], sparsity: float, scope: str
     Every target is ``1 - keep/size`` for a whole number of kept weights, so
     tfmot (which keeps ``round(size * (1 - s))``) prunes at least the target.
     """
-    if scope not in SCOPES:
-        raise ValueError(f"pruning scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity must be at least 0 and below 1, got {sparsity}")
+    check_target(sparsity, scope)
     if scope == "layer":
         return {n: prune_count(k.size, sparsity) / k.size for n, k in kernels.items()}
     flat = np.sort(np.concatenate([np.abs(k).ravel() for k in kernels.values()]))

@@ -17,6 +17,14 @@ def check_sparsity(sparsity: float) -> None:
         raise UserError(f"--prune must be at least 0 and below 1, got {sparsity}")
 
 
+def check_target(sparsity: float, scope: str) -> None:
+    """ValueError unless ``scope`` is one of SCOPES and 0 <= ``sparsity`` < 1 (for the trainers)."""
+    if scope not in SCOPES:
+        raise ValueError(f"pruning scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be at least 0 and below 1, got {sparsity}")
+
+
 def prune_count(size: int, sparsity: float) -> int:
     """Weights to prune so that at least ``sparsity`` of ``size`` are zero, keeping at least one."""
     return min(size - 1, math.ceil(sparsity * size - 1e-9))

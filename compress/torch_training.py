@@ -25,11 +25,10 @@ import numpy as np
 
 from .data import Dataset
 from .fixed import integer_bits_for
-from .prune import prune_count
+from .prune import check_target, prune_count
 from .twin_torch import constant_layers, write_model
 
 Progress = Callable[[str], None] | None
-SCOPES = ("layer", "global")
 BATCH_SIZE = 32
 LEARNING_RATE = 1e-3
 CLASS_NAME = "FixedPointNet"
@@ -246,10 +245,7 @@ def prune_finetune(
     import torch
     from torch.nn.utils import prune
 
-    if scope not in SCOPES:
-        raise ValueError(f"pruning scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity must be at least 0 and below 1, got {sparsity}")
+    check_target(sparsity, scope)
     _chain(model)  # a chain of layers that training can run (not TorchScript, no unsupported layer)
     model = copy.deepcopy(model)
     linears = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
