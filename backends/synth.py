@@ -8,29 +8,22 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from mlinfn_compress.errors import UserError
+from mlinfn_compress.sim.ghdl import STD, analyse, ghdl_path, run_tool
 
 FAMILY = "xc7"
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
+def _yosys() -> str:
+    path = shutil.which("yosys")
     if path is None:
-        raise UserError(f"--synth needs {name} (Debian package '{name}'); the README's set-up command installs it")
+        raise UserError("--synth needs yosys (Debian package 'yosys'); the README's set-up command installs it")
     return path
-
-
-def _run(cmd: list[str], cwd: Path, what: str) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return proc.stdout
 
 
 def count_resources(cells: dict[str, int]) -> dict[str, int]:
@@ -50,18 +43,18 @@ def count_resources(cells: dict[str, int]) -> dict[str, int]:
 
 def synthesise(sources: list[Path], top: str) -> dict[str, Any]:
     """Synthesise the design; returns resources for report.json's hardware.resources."""
-    ghdl, yosys = _tool("ghdl"), _tool("yosys")
+    ghdl, yosys = ghdl_path(), _yosys()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlinfn-synth-") as tmp:
         work = Path(tmp)
-        _run([ghdl, "-a", "--std=08", f"--workdir={work}", *[str(s.resolve()) for s in sources]], work, "GHDL analysis")
-        netlist = _run([ghdl, "--synth", "--std=08", f"--workdir={work}", "--out=verilog", top], work, "ghdl --synth")
+        analyse(sources, work)
+        netlist = run_tool([ghdl, "--synth", STD, f"--workdir={work}", "--out=verilog", top], work, "ghdl --synth")
         (work / "top.v").write_text(netlist)
         script = (
             f"read_verilog top.v; synth_xilinx -family {FAMILY} -noiopad -flatten -top {top}; "
             "tee -q -o stat.json stat -json"
         )
-        _run([yosys, "-q", "-p", script], work, "yosys synth_xilinx")
+        run_tool([yosys, "-q", "-p", script], work, "yosys synth_xilinx")
         stat = json.loads((work / "stat.json").read_text())
     modules = stat.get("modules", {})
     cells: dict[str, int] = {}

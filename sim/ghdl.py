@@ -34,7 +34,8 @@ def ghdl_path() -> str:
     return path
 
 
-def _run(cmd: list[str], cwd: Path, what: str) -> str:
+def run_tool(cmd: list[str], cwd: Path, what: str) -> str:
+    """Run a command; its standard output, or a RuntimeError with everything it printed."""
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
@@ -46,7 +47,7 @@ def analyse(sources: list[Path], workdir: Path) -> None:
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     ghdl = ghdl_path()
-    _run([ghdl, "-a", STD, f"--workdir={workdir}", *[str(s.resolve()) for s in sources]], workdir, "GHDL analysis")
+    run_tool([ghdl, "-a", STD, f"--workdir={workdir}", *[str(s.resolve()) for s in sources]], workdir, "GHDL analysis")
 
 
 def simulate(
@@ -67,7 +68,7 @@ def simulate(
     out_file = workdir / "outputs.txt"
     np.savetxt(in_file, np.asarray(inputs, dtype=np.int64), fmt="%d")
     ghdl = ghdl_path()
-    _run(
+    run_tool(
         [
             ghdl,
             "-r",
