@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,21 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def report(outdir: Path) -> dict[str, Any]:
+    """The report.json a run wrote into ``outdir``."""
+    return json.loads((outdir / "report.json").read_text())
+
+
+def import_example(name: str) -> Any:
+    """A module from examples/ (the tutorials import their shared helpers by plain name)."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(EXAMPLES))
 
 
 def _keras() -> Any:

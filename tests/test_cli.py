@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import report
 
 from mlinfn_compress.cli import main
 
@@ -20,10 +21,6 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     code = main([*args, "-q"] if args and args[0] != "verify" else args)
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def report(outdir: Path) -> dict[str, Any]:
-    return json.loads((outdir / "report.json").read_text())
 
 
 @pytest.fixture(scope="module")

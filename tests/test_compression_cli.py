@@ -10,22 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import import_example, report
 
 from mlinfn_compress.cli import main
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def report(outdir: Path) -> dict[str, Any]:
-    return json.loads((outdir / "report.json").read_text())
-
 
 def test_keras_digits_tutorial_prunes_quantises_and_verifies(tmp_path: Path) -> None:
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        import digits_keras
-    finally:
-        sys.path.remove(str(EXAMPLES))
+    digits_keras = import_example("digits_keras")
     r = digits_keras.run(tmp_path / "design", epochs=12)
     acc = r["accuracy"]
     assert acc["metric"] == "accuracy" and acc["samples"] == 450
@@ -149,11 +140,7 @@ def test_model_args_must_be_json_object(small_mlp: Callable[[str, float], Path],
 
 def test_torch_digits_tutorial_prunes_quantises_and_verifies(tmp_path: Path) -> None:
     pytest.importorskip("brevitas")
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        import digits_torch
-    finally:
-        sys.path.remove(str(EXAMPLES))
+    digits_torch = import_example("digits_torch")
     r = digits_torch.run(tmp_path / "design", epochs=12)
     acc = r["accuracy"]
     assert acc["compressed"] >= acc["float"] - 0.02

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import report
 
 from mlinfn_compress.cli import main
-
-
-def report(outdir: Path) -> dict[str, Any]:
-    return json.loads((outdir / "report.json").read_text())
 
 
 @pytest.fixture(scope="module")
