@@ -177,7 +177,7 @@ def _run(
     if twin_out is not None:
         references["twin"] = twin_out
     test_int = quantize(dataset.x_test, graph.input_type) if dataset is not None else None
-    verification, design, project = _emit_and_verify(opts, graph, tmp, x_int, references, progress, test_int)
+    verification, design, project = _emit_and_verify(opts, graph, tmp, x_int, expected, references, progress, test_int)
     argmax = graph.has_argmax and design is not None
     outputs: dict[str, Any] = {"logits": str(out_t), "argmax": argmax}
     if argmax:
@@ -201,12 +201,12 @@ def _run(
     report["compression"].update(compression)
     report["twin"] = twin_info
     if dataset is not None and test_int is not None and float_test is not None:
-        assert verification.test_logits is not None
+        assert verification.test_logits is not None and verification.test_golden is not None
         report["accuracy"] = {
             "metric": dataset.metric,
             "samples": len(dataset.x_test),
             "float": dataset.score(float_test, dataset.y_test),
-            "compressed": dataset.score(to_float(golden.run(graph, test_int)["logits"], out_t.frac), dataset.y_test),
+            "compressed": dataset.score(to_float(verification.test_golden, out_t.frac), dataset.y_test),
             "framework_twin": dataset.score(twin_test, dataset.y_test) if twin_test is not None else None,
             "hardware": dataset.score(to_float(verification.test_logits, out_t.frac), dataset.y_test),
         }
@@ -239,6 +239,7 @@ def _emit_and_verify(
     graph: Graph,
     tmp: Path,
     x_int: np.ndarray,
+    expected: dict[str, np.ndarray],
     references: dict[str, np.ndarray],
     progress: Progress,
     test_int: np.ndarray | None,
@@ -266,7 +267,15 @@ def _emit_and_verify(
     }
     (tmp / DESIGN_FILE).write_text(json.dumps(description))
     verification = run_verification(
-        graph, x_int, references, progress, vhdl=design, hls=project, keep_logs=tmp / "sim", test_set=test_int
+        graph,
+        x_int,
+        references,
+        progress,
+        vhdl=design,
+        hls=project,
+        keep_logs=tmp / "sim",
+        test_set=test_int,
+        expected=expected,
     )
     return verification, design, project
 

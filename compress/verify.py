@@ -39,6 +39,7 @@ class Verification:
     protocol: dict[str, Any] | None  # cocotb results (VHDL only)
     simulator: str
     test_logits: np.ndarray | None = None  # hardware outputs on the test set
+    test_golden: np.ndarray | None = None  # the golden model's outputs on the test set
     hls: dict[str, Any] | None = None  # the C simulation's facts (HLS only)
 
     @property
@@ -95,18 +96,20 @@ def run_verification(
     hls: Any = None,
     keep_logs: Path | None = None,
     test_set: np.ndarray | None = None,
+    expected: dict[str, np.ndarray] | None = None,
 ) -> Verification:
     """Simulate the design(s) on ``x_int`` and compare with golden and framework outputs.
 
     ``references`` maps a name to the float outputs of a framework model (the
     source model, the framework twin) whose inference must equal the golden
     model exactly.  ``test_set`` (integer inputs) is simulated as well, for
-    accuracy; its outputs are compared with the golden model too.  With both a
+    accuracy; its outputs are compared with the golden model too.  ``expected``
+    is the golden model's output on ``x_int`` when the caller already has it.  With both a
     VHDL design and an HLS project, the two are also compared with each other.
     """
     out_t = graph.output.result_type
     assert out_t is not None
-    expected = golden.run(graph, x_int)
+    expected = expected if expected is not None else golden.run(graph, x_int)
     expected_test = golden.run(graph, test_set)["logits"] if test_set is not None else None
     names = [f"out[{i}]" for i in range(graph.output.size)]
     outputs: dict[str, np.ndarray] = {}
@@ -149,6 +152,7 @@ def run_verification(
         protocol,
         "; ".join(simulators),
         test_outputs.get(first),
+        expected_test,
         hls_info,
     )
 
