@@ -3,6 +3,8 @@
 #
 #   ./dev.sh example   compress the built-in example model, emit VHDL, verify it in GHDL, write the report
 #   ./dev.sh test      run the test suite
+#   ./dev.sh lint      ruff check and ruff format --check
+#   ./dev.sh lock      re-pin requirements.lock from .venv (registry packages only)
 #
 # Each command first does whatever set-up is missing (Debian packages GHDL and
 # yosys, a virtual environment in .venv with the pinned dependencies, the
@@ -80,13 +82,28 @@ case "$cmd" in
     setup
     exec "$VENV/bin/python" -m pytest -q "$@"
     ;;
+  lock)
+    # Re-pin requirements.lock from what .venv holds: registry packages only
+    # (the project's own editable install and any local path are left out).
+    setup
+    "$VENV/bin/python" -m pip freeze --exclude-editable --all \
+      | grep -v -E '^(pip|setuptools|wheel)==' | sed -E 's/^([^=]+==[^+]+)\+.*/\1/' >requirements.lock.new
+    if grep -n -E '^-e |^-e$|file:| @ ' requirements.lock.new; then
+      rm -f requirements.lock.new
+      say "refusing to write a lock with local or editable entries (above)"
+      exit 1
+    fi
+    mv requirements.lock.new requirements.lock
+    cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1 >"$STAMP"
+    say "requirements.lock: $(wc -l <requirements.lock) pinned packages"
+    ;;
   lint)
     setup
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     ;;
   *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac
