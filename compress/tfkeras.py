@@ -26,19 +26,55 @@ def native_stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-def tf_keras() -> Any:
-    """The tf_keras module, with TF_USE_LEGACY_KERAS set before TensorFlow starts."""
+LEGACY_KERAS_HELP = (
+    "TensorFlow was imported with Keras 3 as tf.keras, but QKeras and tensorflow-model-optimization need "
+    "tf_keras: set TF_USE_LEGACY_KERAS=1 before TensorFlow is first imported (importing mlinfn_compress "
+    "first does it); Keras 3 models still load, through `import keras`"
+)
+
+
+def tensorflow() -> Any:
+    """TensorFlow, started so that ``tf.keras`` is tf_keras; every import of TensorFlow goes through here.
+
+    TensorFlow decides at its first import what ``tensorflow.keras`` is; QKeras
+    imports ``tensorflow.keras`` and breaks on Keras 3.  Importing Keras 3
+    (``import keras``) also imports TensorFlow, so it must come after this.
+    """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tf_keras" not in sys.modules:
+    first = "tensorflow" not in sys.modules
+    if first:
         with native_stderr_silenced():
             import tensorflow as tf
-            import tf_keras as _tfk  # noqa: F401
+    import tensorflow as tf
 
+    if first:
         tf.get_logger().setLevel(logging.ERROR)
+    if not getattr(tf, "_tf_uses_legacy_keras", True):
+        from .errors import UserError
+
+        raise UserError(LEGACY_KERAS_HELP)
+    return tf
+
+
+def tf_keras() -> Any:
+    """The tf_keras module (Keras 2 objects, as QKeras and tfmot need)."""
+    tensorflow()
+    if "tf_keras" not in sys.modules:
+        with native_stderr_silenced():
+            import tf_keras as _tfk  # noqa: F401
     import tf_keras as tfk
 
     return tfk
+
+
+def keras3() -> Any:
+    """The Keras 3 package, imported after TensorFlow has been started for tf_keras."""
+    tensorflow()
+    with native_stderr_silenced():
+        import keras
+
+    return keras
 
 
 def qkeras_objects() -> dict[str, Any]:

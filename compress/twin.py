@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,9 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def _tf_device(device: str) -> str:
     """The TensorFlow device to run on, with TF32 off on GPUs."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    import tensorflow as tf
+    from .tfkeras import tensorflow
 
+    tf = tensorflow()
     gpus = tf.config.list_physical_devices("GPU")
     if device == "cuda" and not gpus:
         raise UserError("--device cuda: TensorFlow sees no GPU on this machine; use --device auto or cpu")

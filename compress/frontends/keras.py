@@ -8,7 +8,6 @@ with their quantisers; the quantised weights are taken from QKeras itself.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 from ..errors import UnsupportedLayer, UserError
 from ..fixed import FixedType, min_frac_bits, on_grid
 from ..ir import Graph, Node
-from ..tfkeras import act_name, linear, native_stderr_silenced, qkeras_objects, tf_keras
+from ..tfkeras import act_name, keras3, linear, qkeras_objects, tf_keras
 from .base import LoadedModel, safe_name, short_error
 
 SUPPORTED = (
@@ -28,14 +27,6 @@ SUPPORTED = (
 )
 FINAL_ACTIVATIONS = ("softmax", "sigmoid")  # at the output: the hardware emits the values before them
 _IDENTITY = ("InputLayer", "Dropout", "AlphaDropout", "GaussianDropout", "GaussianNoise")
-
-
-def _keras3() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with native_stderr_silenced():
-        import keras
-
-    return keras
 
 
 def _saved_keras_version(path: Path) -> str:
@@ -80,7 +71,7 @@ def load_keras_file(path: Path, weights: Path | None = None) -> Any:
     version = _saved_keras_version(path)
     try:
         if version.startswith("3"):
-            return _keras3().saving.load_model(str(path), compile=False)
+            return keras3().saving.load_model(str(path), compile=False)
         tfk = tf_keras()
         return tfk.models.load_model(str(path), custom_objects=qkeras_objects(), compile=False)
     except UserError:
