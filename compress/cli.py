@@ -7,18 +7,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
 from .errors import UserError
 
+INTERNAL_ERROR = 3
+
 EPILOG = """\
 other commands:
   mlinfn-compress verify OUTDIR   re-run the verification of the design in OUTDIR as it stands on disk
 
-exit codes: 0 verified bit-exact; 1 verification found mismatches; 2 bad input or unsupported model.
+exit codes: 0 verified bit-exact; 1 verification found mismatches; 2 bad input or unsupported model;
+3 internal error (the message names a log file with the full traceback).
 """
+
+MODEL_HELP = (
+    "the trained model: Keras/QKeras .h5 or .keras (tf_keras or Keras 3), or an architecture .json with "
+    "--weights; PyTorch/Brevitas .pt, .pth or .pkl (a whole pickled module, or a state_dict with "
+    "--model-class), or a TorchScript file (.pt, .ts)"
+)
 
 
 def _type(text: str) -> object:
@@ -30,6 +45,36 @@ def _type(text: str) -> object:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
+def int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [lo, hi] (hi None: no upper bound)."""
+    allowed = f"an integer from {lo} to {hi}" if hi is not None else f"an integer >= {lo}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
+        return value
+
+    return parse
+
+
+def fraction_below_one(text: str) -> float:
+    """An argparse type: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {value}")
+    return value
+
+
+BITS = int_in(2, 24)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mlinfn-compress",
@@ -37,50 +82,78 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", type=Path, help="Keras/QKeras model: .h5, .keras, or architecture .json (+ --weights)")
+    p.add_argument("model", type=Path, help=MODEL_HELP)
     p.add_argument("--target", choices=("vhdl", "hls", "both"), default="vhdl", help="what to emit (default: vhdl)")
     p.add_argument(
         "--hls-backend",
         default="Vitis",
-        help="hls4ml backend for --target hls/both: Vitis (default), Vivado, Quartus, oneAPI",
+        help="hls4ml backend for --target hls/both: Vitis, Vivado, Quartus or oneAPI (default: Vitis)",
     )
     p.add_argument("-o", "--outdir", type=Path, help="output folder (default: <model name>_out)")
-    p.add_argument("--force", action="store_true", help="replace an existing, non-empty output folder")
-    p.add_argument("--weights", type=Path, help="weights HDF5 for an architecture .json")
-    p.add_argument("--model-class", help="FILE.py:ClassName of a PyTorch/Brevitas state_dict checkpoint")
-    p.add_argument("--model-args", help="JSON object of keyword arguments for --model-class")
-    p.add_argument("--prune", type=float, default=0.0, help="fraction of weights to remove by magnitude, 0 <= S < 1")
-    p.add_argument("--prune-scope", choices=("layer", "global"), default="layer", help="per layer (default) or global")
+    p.add_argument("--force", action="store_true", help="replace an existing, non-empty output folder (default: off)")
     p.add_argument(
-        "--data", type=Path, help=".npz with x_train, y_train, x_test, y_test: fine-tune and measure accuracy"
+        "--weights", type=Path, help="weights HDF5 for an architecture .json (default: NAME_weights.h5 beside it)"
     )
-    p.add_argument("--qat", action="store_true", help="quantisation-aware fine-tuning (needs --data)")
-    p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 10)")
     p.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the framework twin runs (default auto)"
+        "--model-class",
+        metavar="FILE.py:CLASS",
+        help="the nn.Module class a PyTorch/Brevitas state_dict belongs to (default: none; required for a state_dict)",
     )
-    p.add_argument("--bits", type=int, help="post-training bits for weights and activations")
-    p.add_argument("--weight-bits", type=int, help="post-training weight bits (default 8)")
-    p.add_argument("--act-bits", type=int, help="post-training activation bits (default 16)")
+    p.add_argument(
+        "--model-args",
+        metavar="JSON",
+        help="JSON object of keyword arguments for --model-class, e.g. '{\"hidden\": 32}' (default: no arguments)",
+    )
+    p.add_argument(
+        "--prune",
+        type=fraction_below_one,
+        default=0.0,
+        help="fraction of weights to remove by magnitude, 0 <= S < 1 (default: 0, no pruning)",
+    )
+    p.add_argument(
+        "--prune-scope",
+        choices=("layer", "global"),
+        default="layer",
+        help="prune per layer or globally (default: layer)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        help=".npz with x_train, y_train, x_test, y_test: fine-tune and measure accuracy (default: none)",
+    )
+    p.add_argument("--qat", action="store_true", help="quantisation-aware fine-tuning, needs --data (default: off)")
+    p.add_argument("--epochs", type=int_in(1), help="fine-tuning epochs, at least 1 (default: 10)")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the framework twin runs (default: auto)",
+    )
+    p.add_argument("--bits", type=BITS, help="bits of weights and activations, 2 to 24 (default: 8 and 16)")
+    p.add_argument("--weight-bits", type=BITS, help="weight bits, 2 to 24 (default: --bits, else 8)")
+    p.add_argument("--act-bits", type=BITS, help="activation bits, 2 to 24 (default: --bits, else 16)")
     p.add_argument(
         "--input-type",
         type=_type,
         default=None,
-        help="fixed-point format of the inputs (default fixed<16,6,RND_CONV,SAT>)",
+        help="fixed-point format of the inputs (default: fixed<16,6,RND_CONV,SAT>)",
     )
     p.add_argument(
         "--calibration",
         type=Path,
-        help=".npy array (samples, features): sets activation ranges and the verification inputs",
+        help=".npy array (samples, features): sets activation ranges and the verification inputs "
+        "(default: --data's x_train, else 4,096 standard normal samples)",
     )
-    p.add_argument("--simulate", type=int, default=1000, help="samples simulated in GHDL (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of generated inputs (default 0)")
+    p.add_argument(
+        "--simulate", type=int_in(1), default=1000, help="samples simulated in GHDL, at least 1 (default: 1000)"
+    )
+    p.add_argument("--seed", type=int_in(0), default=0, help="seed of generated inputs, >= 0 (default: 0)")
     p.add_argument(
         "--synth",
         action="store_true",
-        help="also estimate the VHDL design's resources (ghdl --synth + yosys synth_xilinx; minutes for large models)",
+        help="also estimate the VHDL design's resources with ghdl --synth + yosys synth_xilinx (default: off)",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines (default: off)")
     p.add_argument("--version", action="version", version=f"mlinfn-compress {__version__}")
     return p
 
@@ -90,8 +163,8 @@ def build_verify_parser() -> argparse.ArgumentParser:
         prog="mlinfn-compress verify",
         description="Re-run the verification of the design in OUTDIR as it stands on disk.",
     )
-    p.add_argument("outdir", type=Path)
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("outdir", type=Path, help="the output folder of an earlier run")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines (default: off)")
     return p
 
 
@@ -109,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         from .quantise import DEFAULT_INPUT_TYPE, QuantConfig
 
         quant = QuantConfig(
-            weight_bits=args.weight_bits or args.bits or 8,
-            act_bits=args.act_bits or args.bits or 16,
+            weight_bits=_first(args.weight_bits, args.bits, 8),
+            act_bits=_first(args.act_bits, args.bits, 16),
             input_type=args.input_type or _type(DEFAULT_INPUT_TYPE),
         )
         outdir = args.outdir or Path(f"{args.model.stem}_out")
@@ -150,6 +223,44 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mlinfn-compress: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - the one place where any failure becomes a message and exit 3
+        log = write_crash_log(["mlinfn-compress", *args_in])
+        message = " ".join(str(e).split())
+        print(f"mlinfn-compress: internal error: {type(e).__name__}: {message}", file=sys.stderr)
+        print(f"mlinfn-compress: the full traceback is in {log}", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+def _first(*values: int | None) -> int:
+    return next(v for v in values if v is not None)
+
+
+def crash_log_dir() -> Path:
+    """Where internal-error logs go: $MLINFN_LOG_DIR, else the user's cache folder."""
+    env = os.environ.get("MLINFN_LOG_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlinfn-compress" / "logs"
+
+
+def write_crash_log(argv: list[str]) -> Path:
+    """Write the current exception's traceback and the command line to a new log file; return its path."""
+    folder = crash_log_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir())
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = folder / f"crash-{stamp}-{os.getpid()}.log"
+    text = (
+        f"mlinfn-compress {__version__} internal error, {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+        f"command: {shlex.join(argv)}\n"
+        f"working directory: {os.getcwd()}\n"
+        f"python: {sys.version.split()[0]}\n\n"
+        f"{traceback.format_exc()}"
+    )
+    path.write_text(text)
+    return path
 
 
 if __name__ == "__main__":

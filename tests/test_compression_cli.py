@@ -91,11 +91,6 @@ def test_bad_data_files(
     assert f"{path}: {message}" in err
 
 
-def test_prune_out_of_range(float_mlp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    err = refused([str(float_mlp), "--prune", "1.2"], tmp_path / "o", capsys)
-    assert "--prune must be at least 0 and below 1, got 1.2" in err
-
-
 def test_qat_needs_data(float_mlp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = refused([str(float_mlp), "--qat"], tmp_path / "o", capsys)
     assert "--qat needs labelled data: pass --data FILE.npz" in err
