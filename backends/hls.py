@@ -36,7 +36,7 @@ import numpy as np
 
 from mlinfn_compress import __version__
 from mlinfn_compress.fixed import FixedType, to_float
-from mlinfn_compress.ir import Graph, Node
+from mlinfn_compress.ir import Cast, Clip, Graph, Linear, Node, UniqueNames
 
 BACKENDS = ("Vitis", "Vivado", "Quartus", "oneAPI")
 COMPILABLE = ("Vitis", "Vivado", "Quartus")  # a g++ build_lib.sh; oneAPI needs Intel's icpx
@@ -148,25 +148,17 @@ def backend_name(backend: str) -> str:
 
 def _c_names(graph: Graph) -> dict[str, str]:
     """A C identifier for every IR node, unique ignoring case (hls4ml lower-cases names in lookups)."""
-    used, names = set(_RESERVED), {}
+    unique = UniqueNames(set(_RESERVED), fold_case=True)
+    names = {}
     for node in graph.nodes:
         base = re.sub(r"\W", "_", node.name).strip("_") or "layer"
-        base = base if base[0].isalpha() else "l_" + base
-        name, i = base, 1
-        while name.lower() in used:
-            i += 1
-            name = f"{base}_{i}"
-        used.add(name.lower())
-        names[node.name] = name
+        names[node.name] = unique(base if base[0].isalpha() else "l_" + base)
     return names
 
 
 def _node_types(node: Node) -> dict[str, FixedType]:
     assert node.result_type is not None
-    if node.op == "dense":
-        assert node.weight_type and node.bias_type and node.accum_type
-        return dict(weight=node.weight_type, bias=node.bias_type, accum=node.accum_type, result=node.result_type)
-    return {"result": node.result_type}
+    return node.types()
 
 
 def _check_graph(graph: Graph) -> None:
@@ -176,17 +168,15 @@ def _check_graph(graph: Graph) -> None:
     if graph.input_type.width > DOUBLE_BITS or out_t.width > DOUBLE_BITS:
         raise ValueError(f"input and output types must be at most {DOUBLE_BITS} bits wide (exact as double)")
     for node in graph.nodes:
-        if node.op not in ("dense", "relu", "cast"):
-            raise ValueError(f"node '{node.name}': op {node.op!r} has no hls4ml layer")
+        if not (isinstance(node, (Linear, Cast)) or (isinstance(node, Clip) and node.lo == 0 and node.hi is None)):
+            raise ValueError(f"node '{node.name}': {node.kind} has no hls4ml layer yet")
         types = _node_types(node)
         for what in ("weight", "bias"):
             if what in types and types[what].width > DOUBLE_BITS:
                 raise ValueError(f"node '{node.name}': {what} type {types[what]} is wider than {DOUBLE_BITS} bits")
-        if node.op == "dense" and types["accum"].overflow != "WRAP":
+        if isinstance(node, Linear) and types["accum"].overflow != "WRAP":
             # hls4ml adds the terms one by one into accum_t; only wrapping makes partial sums harmless.
-            from mlinfn_compress.quantise import accumulator_bounds
-
-            _, _, mag = accumulator_bounds(graph, node, types["accum"].frac)
+            _, _, mag = node.bounds(graph.in_type(node))
             if mag > types["accum"].max_int:
                 raise ValueError(f"node '{node.name}': partial sums may overflow {types['accum']}, which saturates")
 
@@ -202,15 +192,15 @@ def _layer_list(graph: Graph, names: dict[str, str]) -> tuple[list[dict[str, Any
         name, src = names[node.name], node.inputs[0]
         inputs = [INPUT_LAYER if src == "input" else names[src]]
         types = {k: hls_type(v) for k, v in _node_types(node).items()}
-        if node.op == "dense":
+        if isinstance(node, Linear):
             assert node.weight_type and node.bias_type
             layers.append(
                 {
                     "class_name": "Dense",
                     "name": name,
                     "inputs": inputs,
-                    "n_in": graph.in_size(node),
-                    "n_out": node.size,
+                    "n_in": node.n_in,
+                    "n_out": node.n_out,
                     "weight_data": to_float(np.asarray(node.weight_int), node.weight_type.frac),
                     "bias_data": to_float(np.asarray(node.bias_int), node.bias_type.frac),
                     "weight_quantizer": None,
@@ -221,7 +211,7 @@ def _layer_list(graph: Graph, names: dict[str, str]) -> tuple[list[dict[str, Any
             )
             config[name] = {"Precision": types}
         else:
-            act = "relu" if node.op == "relu" else "linear"
+            act = "relu" if isinstance(node, Clip) else "linear"
             layers.append({"class_name": "Activation", "name": name, "inputs": inputs, "activation": act})
             # table_t is unused by relu and linear; set so that no hls4ml default is left in the project.
             config[name] = {"Precision": types, "table_t": types["result"]}
@@ -270,8 +260,8 @@ def _mapping(graph: Graph, names: dict[str, str], hls_model: Any) -> tuple[list[
     eliminated = {}
     for node in graph.nodes:
         if node.name not in present:
-            if node.op != "cast" or graph.in_type(node) != node.result_type:
-                raise RuntimeError(f"hls4ml removed IR node '{node.name}' ({node.op}), which is not an identity")
+            if not isinstance(node, Cast) or graph.in_type(node) != node.result_type:
+                raise RuntimeError(f"hls4ml removed IR node '{node.name}' ({node.kind}), which is not an identity")
             eliminated[node.name] = "identity cast (same type in and out): hls4ml removes the linear activation"
     last = graph.output
     while last.name in eliminated:  # an identity at the end: the output is its source's
@@ -341,7 +331,7 @@ def render_hls(
         input_type=graph.input_type,
         output_type=out_t,
         n_in=graph.input_size,
-        n_out=graph.output.size,
+        n_out=graph.output_size,
         layers=mapped,
         eliminated=eliminated,
         hls_model=hls_model,

@@ -20,8 +20,7 @@ import numpy as np
 from mlinfn_compress import __version__, vhdl_templates
 from mlinfn_compress.errors import UserError
 from mlinfn_compress.fixed import FixedType, bits_for_range, requantize
-from mlinfn_compress.golden import dense_constants
-from mlinfn_compress.ir import Graph, Node
+from mlinfn_compress.ir import Cast, Clip, Graph, Linear
 from mlinfn_compress.quantise import accumulator_bounds
 
 # VHDL integers are guaranteed 32-bit: every value, partial sums included,
@@ -164,11 +163,13 @@ def render(graph: Graph, outdir: Path, bench_dir: Path) -> VhdlDesign:
         ctx = dict(
             common, entity=entity, node=node, in_vec=prev_vec, out_vec=vec, out_elem=f"{name}_t", n_out=node.size
         )
-        if node.op == "dense":
+        if isinstance(node, Linear):
             text = _render_dense(env, graph, node, ctx)
         else:
+            if not (isinstance(node, Cast) or (isinstance(node, Clip) and node.lo == 0 and node.hi is None)):
+                raise UserError(f"layer '{node.name}' ({node.kind}) has no VHDL implementation yet")
             in_t = graph.in_type(node)
-            in_lo = 0 if node.op == "relu" else in_t.min_int
+            in_lo = 0 if isinstance(node, Clip) else in_t.min_int
             ctx.update(in_type=in_t, rq=_requant(in_t.frac, in_lo, in_t.max_int, node.result_type))
             text = env.get_template("activation.vhd.j2").render(ctx)
         path = outdir / f"{entity}.vhd"
@@ -252,9 +253,9 @@ def render(graph: Graph, outdir: Path, bench_dir: Path) -> VhdlDesign:
     )
 
 
-def _render_dense(env: jinja2.Environment, graph: Graph, node: Node, ctx: dict[str, Any]) -> str:
+def _render_dense(env: jinja2.Environment, graph: Graph, node: Linear, ctx: dict[str, Any]) -> str:
     assert node.accum_type is not None and node.result_type is not None
-    w, b, _ = dense_constants(graph, node)
+    w, b = node.constants(graph.in_type(node))
     lo, hi, mag = accumulator_bounds(graph, node, node.accum_type.frac)
     zeros = int(np.count_nonzero(np.asarray(node.weight_int) == 0))
     ctx = dict(ctx, zeros=zeros, n_in=w.shape[0])
@@ -271,12 +272,13 @@ def _signed_literal(value: int, width: int) -> str:
 
 
 def _render_dense_wide(
-    env: jinja2.Environment, graph: Graph, node: Node, ctx: dict[str, Any], lo: int, hi: int, mag: int
+    env: jinja2.Environment, graph: Graph, node: Linear, ctx: dict[str, Any], lo: int, hi: int, mag: int
 ) -> str:
     """A dense layer in ``numeric_std`` signed arithmetic, for sums wider than VHDL integers."""
     assert node.accum_type is not None and node.result_type is not None and node.weight_int is not None
-    _, b, shift_w = dense_constants(graph, node)
     x_t = graph.in_type(node)
+    _, b = node.constants(x_t)
+    shift_w, _ = node.shifts(x_t)
     # Wide enough for the accumulator and for every partial sum: the sum is exact.
     acc_w = max(node.accum_type.width + (0 if node.accum_type.signed else 1), bits_for_range(-mag, mag))
     x_w = x_t.width + (0 if x_t.signed else 1)

@@ -112,7 +112,7 @@ def bench_ours(h5: Path, tmp: Path, n: int) -> tuple[dict[str, Any], LoadedModel
         "logits_bit_exact": logits_ok,
         "argmax_bit_exact": argmax_ok,
         "latency_cycles": design.latency,
-        "weight_zero_fraction": float(np.mean([(nd.weight == 0).mean() for nd in g.nodes if nd.op == "dense"])),
+        "weight_zero_fraction": float(np.mean([(nd.weight == 0).mean() for nd in g.nodes if nd.kind == "dense"])),
     }
     if loaded.reference_exact:  # QKeras's own inference must equal the golden model
         out_t = g.output.result_type

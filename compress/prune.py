@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .errors import UserError
-from .ir import Graph
+from .ir import Graph, Linear
 
 SCOPES = ("layer", "global")
 
@@ -61,9 +61,17 @@ def _mask(magnitudes: np.ndarray, sparsity: float) -> np.ndarray:
     return keep
 
 
+def prunable(graph: Graph) -> list[Linear]:
+    """The nodes whose weights pruning removes: every CMVM but a standalone batch norm's scale."""
+    return [n for n in graph.nodes if isinstance(n, Linear) and n.label != "batchnorm" and n.weight is not None]
+
+
 def prune_graph(graph: Graph, sparsity: float, scope: str) -> dict[str, float]:
-    """Zero the smallest float weights of every dense node; returns each layer's sparsity."""
-    dense = {n.name: n for n in graph.nodes if n.op == "dense" and n.weight is not None}
+    """Zero the smallest float weights of every dense and convolution node; returns each layer's sparsity.
+
+    A batch norm that stands alone (a per-channel scale) is left as it is.
+    """
+    dense = {n.name: n for n in prunable(graph)}
     masks = magnitude_masks({name: n.weight for name, n in dense.items()}, sparsity, scope)  # type: ignore[misc]
     result = {}
     for name, node in dense.items():

@@ -1,26 +1,49 @@
 """The quantisation pass: give every tensor of the IR a fixed-point type.
 
-Formats fixed by the source model (QKeras quantisers) are kept as they are.
-Everything else is quantised post-training: weights to ``weight_bits`` with
-integer bits from their range, activations to ``act_bits`` with integer bits
-from the ranges seen on calibration inputs.  Accumulators are sized from the
-integer weights and the input range so that they can never overflow.
+Formats fixed by the source model (QKeras quantisers, Brevitas fixed-point
+quantisers) are kept as they are.  Everything else is quantised
+post-training: weights to ``weight_bits`` with integer bits from their range,
+activations to ``act_bits`` with integer bits from the ranges seen on
+calibration inputs.  Accumulators are sized from the integer weights and the
+input range so that they can never overflow; operations that only move data
+keep their input's type; where a model fixes its formats, every other type is
+chosen so that nothing is rounded (the exact type of the result).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import UserError
 from .fixed import FixedType, integer_bits_for, quantize, to_float
-from .ir import Graph, Node
+from .ir import (
+    INPUT,
+    Add,
+    Cast,
+    Clip,
+    Concat,
+    Crop,
+    Graph,
+    LeakyRelu,
+    Linear,
+    Node,
+    Pad,
+    Pool,
+    Reshape,
+    Table,
+    Upsample,
+)
 
 DEFAULT_INPUT_TYPE = "fixed<16,6,RND_CONV,SAT>"
 PARAM_ROUNDING = ("RND_CONV", "SAT")  # how float parameters are rounded
 MODEL_QUANTISED = ("qkeras", "brevitas")  # frameworks whose models carry their own formats
 ACT_ROUNDING = ("RND_CONV", "SAT")  # as QKeras and Brevitas round: a framework twin can match
+TABLE_BITS = 10  # entries of a lookup table: 2**TABLE_BITS
+TABLE_DOMAIN = {"sigmoid": 8.0, "tanh": 4.0}  # index range [-d, d): the function is flat beyond
 
 
 @dataclass
@@ -28,6 +51,7 @@ class QuantConfig:
     weight_bits: int = 8
     act_bits: int = 16
     input_type: FixedType = FixedType.parse(DEFAULT_INPUT_TYPE)
+    table_bits: int = TABLE_BITS
 
     def check(self) -> None:
         if not 2 <= self.weight_bits <= 24:
@@ -38,25 +62,19 @@ class QuantConfig:
             raise UserError(f"--input-type {self.input_type}: at most 24 bits are supported")
 
 
-def default_inputs(n: int, size: int, seed: int = 0) -> np.ndarray:
+def default_inputs(n: int, size: int | tuple[int, ...], seed: int = 0) -> np.ndarray:
     """The documented default input distribution: standard normal features."""
-    return np.random.default_rng(seed).standard_normal((n, size))
+    shape = (size,) if isinstance(size, int) else tuple(size)
+    return np.random.default_rng(seed).standard_normal((n, *shape))
 
 
-def float_ranges(graph: Graph, x: np.ndarray) -> dict[str, float]:
-    """Largest absolute value of every node's float output on inputs ``x``."""
-    values: dict[str, np.ndarray] = {"input": np.asarray(x, dtype=np.float64)}
-    ranges: dict[str, float] = {}
-    for node in graph.nodes:
-        v = values[node.inputs[0]]
-        if node.op == "dense":
-            assert node.weight is not None and node.bias is not None
-            v = v @ node.weight + node.bias
-        elif node.op == "relu":
-            v = np.maximum(v, 0.0)
-        values[node.name] = v
-        ranges[node.name] = float(np.max(np.abs(v))) if v.size else 0.0
-    return ranges
+def float_ranges(graph: Graph, x: np.ndarray) -> dict[str, tuple[float, float]]:
+    """(lowest, highest) float value of every node's output on inputs ``x``."""
+    values = graph.run_float(x)
+    return {
+        n.name: (float(np.min(values[n.name])), float(np.max(values[n.name]))) if values[n.name].size else (0.0, 0.0)
+        for n in graph.nodes
+    }
 
 
 def _param_type(values: np.ndarray, bits: int, max_frac: int | None = None) -> FixedType:
@@ -67,20 +85,163 @@ def _param_type(values: np.ndarray, bits: int, max_frac: int | None = None) -> F
     return FixedType(i + frac, i, True, *PARAM_ROUNDING)
 
 
-def accumulator_bounds(graph: Graph, node: Node, frac: int) -> tuple[int, int, int]:
+def accumulator_bounds(graph: Graph, node: Linear, frac: int) -> tuple[int, int, int]:
     """(lowest, highest) accumulator value over all inputs, and the largest partial-sum magnitude."""
-    assert node.weight_int is not None and node.bias_int is not None
-    assert node.weight_type is not None and node.bias_type is not None
-    x_t = graph.in_type(node)
-    sw = frac - (x_t.frac + node.weight_type.frac)
-    sb = frac - node.bias_type.frac
-    w = np.asarray(node.weight_int).astype(object) * (1 << sw)
-    b = np.asarray(node.bias_int).astype(object) * (1 << sb)
-    a, c = w * x_t.min_int, w * x_t.max_int
-    hi = np.maximum(a, c).sum(axis=0) + b
-    lo = np.minimum(a, c).sum(axis=0) + b
-    mag = np.maximum(abs(a), abs(c)).sum(axis=0) + abs(b)
-    return int(min(lo)), int(max(hi)), int(max(mag))
+    return node.bounds(graph.in_type(node), frac)
+
+
+class _Pass:
+    """One quantisation run over a graph: the shared state of the per-op rules."""
+
+    def __init__(self, graph: Graph, cfg: QuantConfig, calibration: np.ndarray) -> None:
+        self.graph = graph
+        self.cfg = cfg
+        x_q = to_float(quantize(calibration, cfg.input_type), cfg.input_type.frac)
+        self.ranges = float_ranges(graph, x_q)
+        self.model_defined = graph.framework in MODEL_QUANTISED
+        self.chosen: list[str] = []
+
+    def act_type(self, node: Node, signed: bool | None = None) -> FixedType:
+        """An ``act_bits`` activation type for the calibration range of ``node``'s output."""
+        lo, hi = self.ranges[node.name]
+        if signed is None:
+            signed = lo < 0
+        i = integer_bits_for(max(abs(lo), abs(hi)), signed=signed)
+        self.chosen.append(node.name)
+        return FixedType(self.cfg.act_bits, i, signed, *ACT_ROUNDING)
+
+    def linear(self, node: Linear) -> None:
+        g, cfg = self.graph, self.cfg
+        assert node.weight is not None and node.bias is not None
+        x_t = g.in_type(node)
+        if node.weight_type is None:
+            node.weight_type = _param_type(node.weight, cfg.weight_bits)
+            self.chosen.append(node.name)
+        prod_frac = x_t.frac + node.weight_type.frac
+        if node.bias_type is None:
+            bits = cfg.act_bits if not self.model_defined else 32
+            node.bias_type = _param_type(node.bias, bits, max_frac=prod_frac)
+            if not self.model_defined:
+                self.chosen.append(node.name)
+        node.weight_int = quantize(node.weight, node.weight_type)
+        node.bias_int = quantize(node.bias, node.bias_type)
+        frac = max(prod_frac, node.bias_type.frac)
+        lo, hi, _ = node.bounds(x_t, frac)
+        node.accum_type = FixedType.for_range(min(lo, -1), hi, frac)
+        if node.result_type is None:
+            consumers = g.consumers(node.name)
+            feeds_relu = bool(consumers) and all(isinstance(c, Clip) and c.lo == 0 for c in consumers)
+            node.result_type = node.accum_type if self.model_defined or feeds_relu else self.act_type(node, True)
+
+    def clip(self, node: Clip) -> None:
+        x_t = self.graph.in_type(node)
+        if self.model_defined or (node.lo is not None and node.hi is not None and x_t.frac >= 0):
+            lo, hi, frac = node.bounds_int(x_t)
+            if node.lo == 0 and node.hi is None and frac == x_t.frac:  # exact: no sign bit
+                node.result_type = FixedType(x_t.width - 1, x_t.integer - 1, False) if x_t.signed else x_t
+            else:
+                node.result_type = FixedType.for_range(lo, max(hi, 1), frac)
+            if not self.model_defined and node.result_type.width > self.cfg.act_bits:
+                node.result_type = self.act_type(node)
+        else:
+            node.result_type = self.act_type(node, signed=node.lo is None or node.lo < 0)
+
+    def leaky_relu(self, node: LeakyRelu) -> None:
+        x_t = self.graph.in_type(node)
+        if node.alpha_type is None:
+            node.alpha_type = _param_type(np.array([node.alpha]), self.cfg.weight_bits)
+            node.alpha_type = FixedType(node.alpha_type.width, node.alpha_type.integer, True, *PARAM_ROUNDING)
+            if node.alpha_type.frac < 0:
+                node.alpha_type = FixedType(node.alpha_type.integer, node.alpha_type.integer, True, *PARAM_ROUNDING)
+        node.alpha_int = int(quantize(np.array([node.alpha]), node.alpha_type)[0])
+        if self.model_defined:
+            frac = x_t.frac + node.alpha_type.frac
+            a = node.alpha_int
+            ends = [x_t.max_int << node.alpha_type.frac, x_t.min_int * a, 0]
+            node.result_type = FixedType.for_range(min(min(ends), -1), max(ends), frac)
+        else:
+            node.result_type = self.act_type(node, True)
+
+    def table(self, node: Table) -> None:
+        cfg = self.cfg
+        if node.index_type is None:
+            domain = TABLE_DOMAIN.get(node.function, 8.0)
+            i = int(math.log2(domain)) + 1
+            node.index_type = FixedType(cfg.table_bits, i, True, "RND_CONV", "SAT")
+        if node.result_type is None:
+            self.chosen.append(node.name)
+            signed = node.function != "sigmoid"
+            node.result_type = FixedType(cfg.act_bits, 1 if signed else 0, signed, *ACT_ROUNDING)
+        values = node.float_function()(node.index_values())
+        node.table_int = quantize(values, node.result_type)
+
+    def pool(self, node: Pool) -> None:
+        x_t = self.graph.in_type(node)
+        if node.mode == "max":
+            node.result_type = x_t
+            return
+        divisors = {int(d) for d in np.ravel(node.divisors(self.graph.shape_of(node.inputs[0])))}
+        exact = all(d & (d - 1) == 0 for d in divisors)
+        extra = max(int(d - 1).bit_length() for d in divisors)
+        window = node.window.taps if node.window else 1
+        frac = x_t.frac + extra
+        lo, hi = x_t.min_int * window << extra, x_t.max_int * window << extra
+        node.accum_type = FixedType.for_range(min(lo, -1), hi, frac)
+        if exact:  # power-of-two divisors: the mean is exact on the finer grid, within the input's range
+            node.result_type = FixedType.for_range(x_t.min_int << extra, max(x_t.max_int << extra, 1), frac)
+        else:
+            node.result_type = self.act_type(node, x_t.signed)
+
+    def add(self, node: Add) -> None:
+        types = self.graph.in_types(node)
+        frac = max(t.frac for t in types)
+        lo = sum(t.min_int << (frac - t.frac) for t in types)
+        hi = sum(t.max_int << (frac - t.frac) for t in types)
+        exact = FixedType.for_range(min(lo, -1) if lo < 0 else 0, max(hi, 1), frac)
+        if self.model_defined or exact.width <= self.cfg.act_bits:
+            node.result_type = exact
+        else:
+            node.result_type = self.act_type(node)
+
+    def concat(self, node: Concat) -> None:
+        types = self.graph.in_types(node)
+        if all(t == types[0] for t in types):
+            node.result_type = types[0]
+            return
+        frac = max(t.frac for t in types)
+        lo = min(t.min_int << (frac - t.frac) for t in types)
+        hi = max(t.max_int << (frac - t.frac) for t in types)
+        node.result_type = FixedType.for_range(lo, max(hi, 1), frac)
+
+    def passthrough(self, node: Node) -> None:
+        node.result_type = self.graph.in_type(node)
+
+    def run(self) -> list[str]:
+        rules: dict[type, Callable[[Node], None]] = {
+            Linear: self.linear,  # type: ignore[dict-item]
+            Clip: self.clip,  # type: ignore[dict-item]
+            LeakyRelu: self.leaky_relu,  # type: ignore[dict-item]
+            Table: self.table,  # type: ignore[dict-item]
+            Pool: self.pool,  # type: ignore[dict-item]
+            Add: self.add,  # type: ignore[dict-item]
+            Concat: self.concat,  # type: ignore[dict-item]
+            Reshape: self.passthrough,
+            Pad: self.passthrough,
+            Crop: self.passthrough,
+            Upsample: self.passthrough,
+        }
+        for node in self.graph.nodes:
+            if isinstance(node, Cast):
+                if node.result_type is None:
+                    raise UserError(f"layer '{node.name}': no output format")
+                continue
+            if node.quantised and not isinstance(node, (Linear, Table, LeakyRelu)):
+                continue  # a format the model fixed
+            rule = rules.get(type(node))
+            if rule is None:
+                raise UserError(f"layer '{node.name}' ({node.kind}): the quantisation pass does not know it")
+            rule(node)
+        return sorted(set(self.chosen))
 
 
 def quantise(graph: Graph, cfg: QuantConfig, calibration: np.ndarray) -> list[str]:
@@ -91,45 +252,5 @@ def quantise(graph: Graph, cfg: QuantConfig, calibration: np.ndarray) -> list[st
     """
     cfg.check()
     graph.input_type = cfg.input_type
-    x_q = to_float(quantize(calibration, cfg.input_type), cfg.input_type.frac)
-    ranges = float_ranges(graph, x_q)
-    model_defined = graph.framework in MODEL_QUANTISED
-    chosen: list[str] = []
-    consumers = {n.inputs[0]: n for n in graph.nodes}
-    for node in graph.nodes:
-        x_t = graph.in_type(node)
-        if node.op == "dense":
-            assert node.weight is not None and node.bias is not None
-            prod_frac = x_t.frac + (node.weight_type.frac if node.weight_type else 0)
-            if node.weight_type is None:
-                node.weight_type = _param_type(node.weight, cfg.weight_bits)
-                prod_frac = x_t.frac + node.weight_type.frac
-                chosen.append(node.name)
-            if node.bias_type is None:
-                bits = cfg.act_bits if not model_defined else 32
-                node.bias_type = _param_type(node.bias, bits, max_frac=prod_frac)
-                if not model_defined:
-                    chosen.append(node.name)
-            node.weight_int = quantize(node.weight, node.weight_type)
-            node.bias_int = quantize(node.bias, node.bias_type)
-            frac = max(prod_frac, node.bias_type.frac)
-            lo, hi, _ = accumulator_bounds(graph, node, frac)
-            node.accum_type = FixedType.for_range(min(lo, -1), hi, frac)
-            if node.result_type is None:
-                nxt = consumers.get(node.name)
-                if model_defined or (nxt is not None and nxt.op == "relu"):
-                    node.result_type = node.accum_type
-                else:
-                    i = integer_bits_for(ranges[node.name], signed=True)
-                    node.result_type = FixedType(cfg.act_bits, i, True, *ACT_ROUNDING)
-                    chosen.append(node.name)
-        elif node.op == "relu" and node.result_type is None:
-            if model_defined:  # exact: a relu output needs no sign bit
-                node.result_type = FixedType(x_t.width - 1, x_t.integer - 1, False) if x_t.signed else x_t
-            else:
-                i = integer_bits_for(ranges[node.name], signed=False)
-                node.result_type = FixedType(cfg.act_bits, i, False, *ACT_ROUNDING)
-                chosen.append(node.name)
-        elif node.result_type is None:
-            raise UserError(f"layer '{node.name}': no output format")
-    return sorted(set(chosen))
+    assert INPUT == "input"
+    return _Pass(graph, cfg, calibration).run()

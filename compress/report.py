@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .ir import Graph
+from .ir import Graph, Linear
 
 FLOAT32_MANTISSA_BITS = 24
 
@@ -20,27 +20,34 @@ def _t(x: object) -> str | None:
 def layer_rows(graph: Graph) -> list[dict[str, Any]]:
     rows = []
     for n in graph.nodes:
-        rows.append(
-            {
-                "name": n.name,
-                "op": n.op,
-                "source": n.source,
-                "in_shape": [graph.in_size(n)],
-                "out_shape": [n.size],
-                "weight_type": _t(n.weight_type),
-                "bias_type": _t(n.bias_type),
-                "result_type": _t(n.result_type),
-                "accum_type": _t(n.accum_type),
-                "sparsity": round(n.sparsity(), 6),
-                "multipliers": n.multipliers(),
-                "notes": n.notes,
-            }
-        )
+        types = n.types()
+        row = {
+            "name": n.name,
+            "op": n.kind,
+            "block": n.op.value,
+            "source": n.source,
+            "inputs": list(n.inputs),
+            "in_shape": list(graph.shape_of(n.inputs[0])),
+            "out_shape": list(n.shape),
+            "weight_type": _t(types.get("weight")),
+            "bias_type": _t(types.get("bias")),
+            "result_type": _t(n.result_type),
+            "accum_type": _t(types.get("accum")),
+            "sparsity": round(n.sparsity(), 6),
+            "multipliers": n.multipliers(),
+            "notes": n.notes,
+        }
+        if len(n.inputs) > 1:
+            row["in_shapes"] = [list(s) for s in graph.in_shapes(n)]
+        extra = {k: _t(v) for k, v in types.items() if k not in ("weight", "bias", "accum", "result")}
+        if extra:
+            row["other_types"] = extra
+        rows.append(row)
     return rows
 
 
 def compression(graph: Graph) -> dict[str, Any]:
-    dense = [n for n in graph.nodes if n.op == "dense" and n.weight_int is not None]
+    dense = [n for n in graph.nodes if isinstance(n, Linear) and n.weight_int is not None]
     total = sum(int(np.asarray(n.weight_int).size) for n in dense)
     zeros = sum(int(np.count_nonzero(np.asarray(n.weight_int) == 0)) for n in dense)
     bits = 0
@@ -61,7 +68,7 @@ def float_exactness(graph: Graph) -> dict[str, Any]:
     """Which layers a float32 framework can compute exactly (every value within the mantissa)."""
     inexact = []
     for n in graph.nodes:
-        t = n.accum_type if n.op == "dense" else n.result_type
+        t = n.types().get("accum", n.result_type)
         if t is not None and t.width - (1 if t.signed else 0) > FLOAT32_MANTISSA_BITS:
             inexact.append(n.name)
     return {"float32_exact": not inexact, "layers_beyond_float32": inexact}
@@ -94,7 +101,7 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
     lines = [f"mlinfn-compress {report['tool']['version']}: {report['model']['path']} -> {outdir}/"]
     lines.append(f"  {'layer':<16} {'op':<6} {'shape':>9}  {'weights':<26} {'result':<26} sparsity")
     for row in report["layers"]:
-        shape = f"{row['in_shape'][0]}->{row['out_shape'][0]}"
+        shape = "x".join(map(str, row["in_shape"])) + "->" + "x".join(map(str, row["out_shape"]))
         lines.append(
             f"  {row['name']:<16} {row['op']:<6} {shape:>9}  {row['weight_type'] or '-':<26} "
             f"{row['result_type']:<26} {row['sparsity']:.0%}"

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .fixed import FixedType, to_float
-from .ir import Graph, Node, UniqueNames
+from .ir import Cast, Clip, Graph, Linear, Node, UniqueNames
 from .quantise import accumulator_bounds
 from .tfkeras import qkeras_objects, tf_keras
 
@@ -148,7 +148,7 @@ class _Builder:
         top = float(to_float(np.array([t_out.max_int]), t_out.frac)[0])
         return self.tfk.layers.ReLU(max_value=top, name=self.name(base + "_max"), dtype="float64")(x)
 
-    def dense(self, x: Any, node: Node) -> Any:
+    def dense(self, x: Any, node: Linear) -> Any:
         from qkeras import QDense
 
         g = self.graph
@@ -159,8 +159,10 @@ class _Builder:
         _, _, mag = accumulator_bounds(g, node, acc.frac)
         if mag.bit_length() > FLOAT64_BITS or acc.width > FLOAT64_BITS:
             raise ValueError(f"{where}: accumulator {acc} is too wide for exact float64 inference")
+        if node.window is not None:
+            raise ValueError(f"{where}: convolutions have no QKeras twin yet")
         layer = QDense(
-            node.size,
+            node.n_out,
             kernel_quantizer=param_quantizer(wt),
             bias_quantizer=param_quantizer(bt),
             name=self.name(node.name),
@@ -188,23 +190,23 @@ class _Builder:
         if g.input_type is None:
             raise ValueError("graph is not quantised: no input type")
         tfk = self.tfk
-        inp = tfk.Input((g.input_size,), name=self.name("input"), dtype="float64")
+        inp = tfk.Input(g.input_shape, name=self.name("input"), dtype="float64")
         x = self.quantise(inp, None, g.input_type, "input", "input_q")
         prev, t_in = "input", g.input_type
         for node in g.nodes:
             if not node.quantised or node.result_type is None:
-                raise ValueError(f"node '{node.name}' ({node.op}) is not quantised")
+                raise ValueError(f"node '{node.name}' ({node.kind}) is not quantised")
             if node.inputs[0] != prev:
                 raise ValueError(f"node '{node.name}': the twin supports only a chain of nodes")
-            if node.op == "dense":
+            if isinstance(node, Linear):
                 x = self.dense(x, node)
-            elif node.op == "relu":
+            elif isinstance(node, Clip) and node.lo == 0 and node.hi is None:
                 x = self.relu(x, node, t_in)
-            elif node.op == "cast":
+            elif isinstance(node, Cast):
                 if not _lossless(t_in, node.result_type):
                     x = self.quantise(x, t_in, node.result_type, f"node '{node.name}' (cast)", node.name)
             else:
-                raise ValueError(f"node '{node.name}': op {node.op!r} has no QKeras twin")
+                raise ValueError(f"node '{node.name}': {node.kind} has no QKeras twin yet")
             prev, t_in = node.name, node.result_type
         if g.has_argmax:
             x = tfk.layers.Activation("softmax", name=self.name(SOFTMAX_LAYER), dtype="float64")(x)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .fixed import FixedType, to_float
-from .ir import Graph, Node, UniqueNames
+from .ir import Cast, Clip, Graph, Linear, UniqueNames
 from .quantise import accumulator_bounds
 
 FLOAT64_BITS = 53  # significand of float64, implicit bit included
@@ -187,7 +187,7 @@ class _Names(UniqueNames):
         return super().__call__(base if ok else f"n_{base.replace('.', '_')}")
 
 
-def _dense(graph: Graph, node: Node, name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _dense(graph: Graph, node: Linear, name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     where = f"node '{node.name}' (dense)"
     wt, bt, acc = node.weight_type, node.bias_type, node.accum_type
     if wt is None or bt is None or acc is None or node.weight_int is None or node.bias_int is None:
@@ -201,8 +201,8 @@ def _dense(graph: Graph, node: Node, name: str) -> tuple[dict[str, Any], dict[st
     spec: dict[str, Any] = {
         "op": "linear",
         "name": name,
-        "in": graph.in_size(node),
-        "out": node.size,
+        "in": node.n_in,
+        "out": node.n_out,
         "weight": _param_spec(wt, node.weight_int, where + " weight"),
     }
     tensors = {f"{name}.weight": to_float(node.weight_int, wt.frac).T.copy()}
@@ -228,12 +228,12 @@ def twin_layers(graph: Graph) -> tuple[list[dict[str, Any]], dict[str, np.ndarra
     prev, t_in = "input", graph.input_type
     for node in graph.nodes:
         res = node.result_type
-        where = f"node '{node.name}' ({node.op})"
+        where = f"node '{node.name}' ({node.kind})"
         if not node.quantised or res is None:
             raise ValueError(f"{where} is not quantised")
         if node.inputs[0] != prev:
             raise ValueError(f"node '{node.name}': the twin supports only a chain of nodes")
-        if node.op == "dense":
+        if isinstance(node, Linear) and node.window is None:
             layer, params = _dense(graph, node, names(node.name))
             layers.append(layer)
             tensors.update(params)
@@ -241,18 +241,18 @@ def twin_layers(graph: Graph) -> tuple[list[dict[str, Any]], dict[str, np.ndarra
             spec = act_spec(node.accum_type, res, where)
             if spec is not None:
                 layers.append({"op": "quant", "name": names(node.name + "_q"), "quant": spec})
-        elif node.op == "relu":
+        elif isinstance(node, Clip) and node.lo == 0 and node.hi is None:
             spec = act_spec(t_in, res, where, nonneg=True)
             if spec is None:
                 layers.append({"op": "relu", "name": names(node.name)})
             else:
                 layers.append({"op": "quant_relu", "name": names(node.name), "quant": spec})
-        elif node.op == "cast":
+        elif isinstance(node, Cast):
             spec = act_spec(t_in, res, where)
             if spec is not None:
                 layers.append({"op": "quant", "name": names(node.name), "quant": spec})
         else:
-            raise ValueError(f"{where}: op {node.op!r} has no Brevitas twin")
+            raise ValueError(f"{where}: no Brevitas twin yet")
         prev, t_in = node.name, res
     if graph.has_argmax:
         layers.append({"op": "softmax", "name": names("softmax")})

@@ -24,7 +24,9 @@ def test_lock_lists_only_pinned_registry_packages() -> None:
         )
 
 
-@pytest.mark.parametrize("line", ["-e /work/main", "mlinfn-compress @ file:///work/main", "file:/tmp/x.whl", "./pkg"])
+@pytest.mark.parametrize(
+    "line", ["-e /home/someone/checkout", "mlinfn-compress @ file:///home/someone/checkout", "file:/tmp/x.whl", "./pkg"]
+)
 def test_the_lock_check_catches_local_entries(line: str) -> None:
     assert LOCAL.search(line)
 

@@ -29,7 +29,7 @@ def test_keras_digits_tutorial_prunes_quantises_and_verifies(tmp_path: Path) -> 
     assert all(row["sparsity"] >= 0.7 for row in dense)
     assert all(row["weight_type"].startswith("fixed<6,") for row in dense)
     design = json.loads((tmp_path / "design" / "design.json").read_text())["ir"]["nodes"]
-    nonzero = {n["name"]: int(np.count_nonzero(n["weight_int"])) for n in design if n["op"] == "dense"}
+    nonzero = {n["name"]: int(np.count_nonzero(n["weight_int"]["ints"])) for n in design if n["op"] == "linear"}
     assert {row["name"]: row["multipliers"] for row in dense} == nonzero
     c = r["compression"]
     assert c["sparsity"] >= 0.7 and c["pruning"]["target"] == 0.7 and c["qat"]["weight_bits"] == 6
@@ -147,7 +147,7 @@ def test_torch_digits_tutorial_prunes_quantises_and_verifies(tmp_path: Path) -> 
     assert all(row["sparsity"] >= 0.7 for row in dense) and r["compression"]["qat"]["framework"] == "brevitas"
     assert all(row["weight_type"].startswith("fixed<6,") for row in dense)
     design = json.loads((tmp_path / "design" / "design.json").read_text())["ir"]["nodes"]
-    nonzero = {n["name"]: int(np.count_nonzero(n["weight_int"])) for n in design if n["op"] == "dense"}
+    nonzero = {n["name"]: int(np.count_nonzero(n["weight_int"]["ints"])) for n in design if n["op"] == "linear"}
     assert {row["name"]: row["multipliers"] for row in dense} == nonzero
     twin = tmp_path / "design" / "twin"
     assert r["twin"]["framework"] == "brevitas" and (twin / "model.pt").exists() and (twin / "model.py").exists()

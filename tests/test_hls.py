@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_graph, make_node
 
 from mlinfn_compress import golden
 from mlinfn_compress.backends.hls import (
@@ -24,7 +25,7 @@ from mlinfn_compress.backends.hls import (
 from mlinfn_compress.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedType, quantize, to_float
 from mlinfn_compress.frontends import load_model
 from mlinfn_compress.inputs import corner_rows
-from mlinfn_compress.ir import Graph, Node
+from mlinfn_compress.ir import Graph
 from mlinfn_compress.quantise import QuantConfig, accumulator_bounds, default_inputs, quantise
 from mlinfn_compress.sim.hls_csim import CSimError, precision_differences, run_csim, written_precisions
 
@@ -68,7 +69,7 @@ def ir_precisions(g: Graph, node_name: str) -> dict[str, FixedType]:
         return {"result": g.input_type}
     n = g.node(node_name)
     assert n.result_type is not None
-    if n.op != "dense":
+    if n.kind != "dense":
         return {"result": n.result_type, "table": n.result_type}  # table_t: unused by relu/linear, set all the same
     assert n.weight_type and n.bias_type and n.accum_type
     return {"weight": n.weight_type, "bias": n.bias_type, "accum": n.accum_type, "result": n.result_type}
@@ -162,10 +163,12 @@ def all_modes_graph(x: np.ndarray) -> Graph:
         ("c3", "cast", 8, True, ("frac", -1), "RND", "SAT_ZERO", 97, None),  # a grid of 2: I > W
         ("d5", "dense", 4, True, ("drop", 4), "RND_ZERO", "SAT_SYM", 70, (7, 2)),
     ]
-    g = Graph("all_modes", "test", "all_modes.h5", x.shape[1], [], input_type=FixedType(10, 3, True, "RND_CONV", "SAT"))
+    g = make_graph(
+        "all_modes", "test", "all_modes.h5", x.shape[1], [], input_type=FixedType(10, 3, True, "RND_CONV", "SAT")
+    )
     prev = "input"
     for name, op, size, signed, (how, k), rounding, overflow, pct, wt in plan:
-        node = Node(name, op, [prev], size)
+        node = make_node(name, op, [prev], size)
         in_t = g.in_type(node)
         if wt is not None:
             node.weight_type, node.bias_type = FixedType(*wt), FixedType(wt[0], wt[1] - 1)

@@ -158,7 +158,7 @@ def test_qat_model_verifies_bit_exact(digits: Dataset, qat: tuple[Any, list[str]
         assert (twin_logits(build_twin(g), x_q) == gold).all()
     argmax = golden.run(g, quantize(digits.x_test, g.input_type))["argmax"]
     assert np.mean(argmax == digits.y_test) == pytest.approx(evaluate(qat[0], digits), abs=0.01)
-    assert all(n.sparsity() >= SPARSITY for n in g.nodes if n.op == "dense")
+    assert all(n.sparsity() >= SPARSITY for n in g.nodes if n.kind == "dense")
 
 
 def test_regression_runs_with_mse(digits: Dataset) -> None:

@@ -149,7 +149,7 @@ def test_whole_pickled_sequential_with_softmax(tmp_path: Path) -> None:
     lm = load_model(path)
     g = lm.graph
     assert (g.name, g.framework, g.input_size, g.output_activation) == ("jet_mlp", "torch", 16, "softmax")
-    assert [(n.op, n.size) for n in g.nodes] == [
+    assert [(n.kind, n.size) for n in g.nodes] == [
         ("dense", 64), ("relu", 64), ("dense", 32), ("relu", 32), ("dense", 32), ("relu", 32), ("dense", 5),
     ]  # fmt: skip
     assert g.parameters == 16 * 64 + 64 + 64 * 32 + 32 + 32 * 32 + 32 + 32 * 5 + 5
@@ -169,7 +169,7 @@ def test_custom_forward_traced_by_fx(tmp_path: Path) -> None:
     model = FunctionalNet()
     torch.save(model, path)
     g = load_model(path).graph
-    assert [(n.name, n.op, n.source) for n in g.nodes] == [
+    assert [(n.name, n.kind, n.source) for n in g.nodes] == [
         ("a", "dense", "Linear"), ("relu", "relu", "F.relu"), ("b_1", "dense", "Linear"),
     ]  # fmt: skip
     assert (g.name, g.input_size, g.output_activation) == ("functionalnet", 8, "softmax")
@@ -193,7 +193,7 @@ def test_model_saved_on_a_gpu_loads_on_cpu(tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
             torch.load(path, weights_only=False)
-    assert [n.op for n in load_model(path).graph.nodes] == ["dense", "relu", "dense"]
+    assert [n.kind for n in load_model(path).graph.nodes] == ["dense", "relu", "dense"]
     check_reference(path, model, 4)
 
 
@@ -202,13 +202,13 @@ def test_torchscript(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"scripted{suffix}"
     torch.jit.script(jet_mlp()).save(str(path))
     lm = load_model(path)
-    assert [n.op for n in lm.graph.nodes] == ["dense", "relu"] * 3 + ["dense"]
+    assert [n.kind for n in lm.graph.nodes] == ["dense", "relu"] * 3 + ["dense"]
     assert lm.graph.output_activation == "softmax" and lm.graph.name == "scripted"
     check_reference(path, jet_mlp(), 16)
     custom = tmp_path / f"custom{suffix}"
     torch.manual_seed(1)
     torch.jit.script(FunctionalNet()).save(str(custom))
-    assert [n.op for n in load_model(custom).graph.nodes] == ["dense", "relu", "dense"]
+    assert [n.kind for n in load_model(custom).graph.nodes] == ["dense", "relu", "dense"]
     torch.manual_seed(1)
     check_reference(custom, FunctionalNet(), 8)
 
@@ -219,7 +219,7 @@ def test_state_dict_with_model_class(tmp_path: Path) -> None:
     path = tmp_path / "weights.pth"
     torch.save({"state_dict": model.state_dict(), "epoch": 3}, path)
     lm = load_model(path, model_class=f"{file}:Net", model_args={"hidden": 10})
-    assert [(n.op, n.size) for n in lm.graph.nodes] == [("dense", 10), ("relu", 10), ("dense", 3)]
+    assert [(n.kind, n.size) for n in lm.graph.nodes] == [("dense", 10), ("relu", 10), ("dense", 3)]
     assert lm.graph.name == "net" and lm.graph.output_activation is None
     x = np.random.default_rng(2).standard_normal((20, 6))
     with torch.no_grad():
@@ -250,7 +250,7 @@ def test_final_sigmoid_is_left_to_the_user(tmp_path: Path) -> None:
     torch.save(model, sigmoid)
     lm = load_model(sigmoid)
     assert lm.graph.output_activation == "sigmoid" and not lm.graph.has_argmax
-    assert [n.op for n in lm.graph.nodes] == ["dense", "relu", "dense"]
+    assert [n.kind for n in lm.graph.nodes] == ["dense", "relu", "dense"]
     x = np.random.default_rng(0).standard_normal((5, 16))
     with torch.no_grad():
         before = model[:3].double()(torch.from_numpy(x)).numpy()
@@ -296,7 +296,7 @@ def test_brevitas_bit_exact(brevitas_net: tuple[Path, Path, Any]) -> None:
     lm = load_model(path, model_class=f"{file}:QNet", model_args={"hidden": 32})
     g = lm.graph
     assert (g.framework, g.name, lm.reference_exact) == ("brevitas", "qnet", True)
-    assert [(n.name, n.op, n.size) for n in g.nodes] == [
+    assert [(n.name, n.kind, n.size) for n in g.nodes] == [
         ("inp", "cast", 16), ("fc1", "dense", 32), ("relu1", "relu", 32), ("fc2", "dense", 5),
     ]  # fmt: skip
     cast, fc1, relu, fc2 = g.nodes
@@ -322,7 +322,7 @@ def test_brevitas_per_channel_and_output_quant(brevitas_net: tuple[Path, Path, A
     path = tmp_path / "per_channel.pt"
     torch.save(calibrated(module.PerChannelOut()).state_dict(), path)
     lm = load_model(path, model_class=f"{file}:PerChannelOut")
-    assert [(n.op, n.source) for n in lm.graph.nodes] == [
+    assert [(n.kind, n.source) for n in lm.graph.nodes] == [
         ("dense", "QuantLinear"), ("relu", "QuantReLU"), ("relu", "F.relu"), ("dense", "QuantLinear"),
         ("cast", "QuantLinear.output_quant"),
     ]  # fmt: skip

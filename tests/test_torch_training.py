@@ -168,8 +168,8 @@ def test_qat_model_saves_and_verifies_bit_exact(digits: Dataset, qat: tuple[Any,
     assert g.framework == "brevitas" and lm.reference_exact and g.output_activation == "softmax"
     quantise(g, QuantConfig(weight_bits=6, act_bits=6), default_inputs(4096, g.input_size))
     assert g.input_type is not None and g.output.result_type is not None
-    assert [n.weight_type.width for n in g.nodes if n.op == "dense"] == [6, 6, 6]  # type: ignore[union-attr]
-    assert all(n.result_type.width == 6 for n in g.nodes if n.op != "dense")  # type: ignore[union-attr]
+    assert [n.weight_type.width for n in g.nodes if n.kind == "dense"] == [6, 6, 6]  # type: ignore[union-attr]
+    assert all(n.result_type.width == 6 for n in g.nodes if n.kind != "dense")  # type: ignore[union-attr]
     trained = copy.deepcopy(qat[0]).double()
     for x in (digits.x_test, default_inputs(1000, g.input_size, seed=5)):
         x_int = quantize(x, g.input_type)
@@ -179,7 +179,7 @@ def test_qat_model_saves_and_verifies_bit_exact(digits: Dataset, qat: tuple[Any,
         assert (logits(trained, x_q) == gold).all()  # what was trained is what is verified
     argmax = golden.run(g, quantize(digits.x_test, g.input_type))["argmax"]
     assert np.mean(argmax == digits.y_test) == pytest.approx(evaluate(qat[0], digits), abs=0.01)
-    assert all(n.sparsity() >= SPARSITY for n in g.nodes if n.op == "dense")
+    assert all(n.sparsity() >= SPARSITY for n in g.nodes if n.kind == "dense")
 
 
 def test_regression_runs_with_mse(digits: Dataset) -> None:

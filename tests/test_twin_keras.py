@@ -78,7 +78,7 @@ def test_saved_twin_is_an_ordinary_qkeras_model(float_mlp: Path, tmp_path: Path)
     path = save_twin(g, tmp_path / "twin6.h5")
     lm = load_model(path)
     assert lm.graph.framework == "qkeras"
-    assert [n.op for n in lm.graph.nodes] == [
+    assert [n.kind for n in lm.graph.nodes] == [
         "cast",
         "dense",
         "relu",
@@ -114,7 +114,7 @@ def test_twin_of_small_weights_and_activations(tmp_path: Path) -> None:
 
 def test_inexpressible_types_are_refused(float_mlp: Path) -> None:
     g = quantised_graph(float_mlp, 8, 16)
-    relu = next(n for n in g.nodes if n.op == "relu")
+    relu = next(n for n in g.nodes if n.kind == "relu")
     assert relu.result_type is not None
     relu.result_type = relu.result_type.with_modes("TRN", "SAT")
     with pytest.raises(ValueError, match=f"node '{relu.name}' \\(relu\\).*RND_CONV"):

@@ -108,11 +108,11 @@ def test_twin_of_float_model_is_bit_exact(mlp_path: Path, tmp_path: Path, weight
     assert float(fc1.quant_weight().scale) == 2.0 ** -g.nodes[0].weight_type.frac
     assert int(model.layer_1.act_quant.bit_width()) == act_bits
     g2 = read_back(tmp_path / "twin", info, weight_bits, act_bits)
-    assert [(n.name, n.op) for n in g2.nodes] == [
+    assert [(n.name, n.kind) for n in g2.nodes] == [
         ("input_quant", "cast"), ("layer_0", "dense"), ("layer_1", "relu"), ("layer_2", "dense"),
         ("layer_3", "relu"), ("layer_4", "dense"), ("layer_4_q", "cast"),
     ]  # fmt: skip
-    for a, b in zip([n for n in g.nodes if n.op == "dense"], [n for n in g2.nodes if n.op == "dense"], strict=True):
+    for a, b in zip([n for n in g.nodes if n.kind == "dense"], [n for n in g2.nodes if n.kind == "dense"], strict=True):
         assert (a.weight_int == b.weight_int).all() and a.weight_type == b.weight_type
         assert a.accum_type == b.accum_type
 

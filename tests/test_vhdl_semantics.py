@@ -8,19 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_graph, make_node
 
 from mlinfn_compress import golden
 from mlinfn_compress.backends.vhdl import render
 from mlinfn_compress.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedType
-from mlinfn_compress.ir import Graph, Node
+from mlinfn_compress.ir import Graph
 from mlinfn_compress.sim.ghdl import simulate
 
 IN_T = FixedType(8, 4, True)  # every integer -128..127, 4 fractional bits
 
 
 def cast_graph(name: str, op: str, t: FixedType) -> Graph:
-    node = Node("q", op, ["input"], 1, result_type=t)
-    return Graph(name, "test", "hand-built", 1, [node], input_type=IN_T)
+    node = make_node("q", op, ["input"], 1, result_type=t)
+    return make_graph(name, "test", "hand-built", 1, [node], input_type=IN_T)
 
 
 def run_vhdl(graph: Graph, x: np.ndarray, tmp: Path) -> np.ndarray:
@@ -52,7 +53,7 @@ def test_overflow_modes_exhaustive(overflow: str, signed: bool, tmp_path: Path) 
 
 def test_golden_dense_by_hand(tmp_path: Path) -> None:
     """A 2-3 dense layer with hand-computed results, rounding to fewer bits."""
-    node = Node(
+    node = make_node(
         "fc",
         "dense",
         ["input"],
@@ -64,7 +65,7 @@ def test_golden_dense_by_hand(tmp_path: Path) -> None:
         weight_int=np.array([[1, 0, -4], [2, 0, 3]]),  # 0.25 0 -1 ; 0.5 0 0.75
         bias_int=np.array([1, -2, 0]),  # 0.25 -0.5 0
     )
-    g = Graph("hand", "test", "hand-built", 2, [node], input_type=IN_T)
+    g = make_graph("hand", "test", "hand-built", 2, [node], input_type=IN_T)
     x = np.array([[16, 16], [-24, 8], [127, -128]])  # (1, 1), (-1.5, 0.5), (7.9375, -8)
     # row 0: 0.25+0.5+0.25 = 1.0 -> 4; -0.5 -> -2; -1+0.75 = -0.25 -> -1
     # row 1: -0.375+0.25+0.25 = 0.125 -> 0.5 lsb, RND -> 1 (0.25); -2; 1.5+0.375 = 1.875 -> 7.5 lsb -> 8
@@ -86,7 +87,7 @@ def test_synthesis_and_pruning_shows_in_resources(tmp_path: Path) -> None:
         w = rng.integers(-31, 32, size=(6, 4))
         w[rng.random(w.shape) < zero_frac] = 0
         w[w == 0] = 0 if zero_frac else 5
-        node = Node(
+        node = make_node(
             "fc",
             "dense",
             ["input"],
@@ -97,7 +98,7 @@ def test_synthesis_and_pruning_shows_in_resources(tmp_path: Path) -> None:
             weight_int=w,
             bias_int=rng.integers(-31, 32, size=4),
         )
-        g = Graph(f"syn{int(zero_frac * 100)}", "test", "hand-built", 6, [node], input_type=IN_T)
+        g = make_graph(f"syn{int(zero_frac * 100)}", "test", "hand-built", 6, [node], input_type=IN_T)
         node.accum_type = FixedType(20, 11, True)
         d = render(g, tmp_path / g.name, tmp_path / g.name / "sim")
         work = tmp_path / g.name / "work"

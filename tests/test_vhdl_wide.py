@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_graph, make_node
 
 from mlinfn_compress import golden
 from mlinfn_compress.backends.vhdl import VHDL_INT_MAX, render
-from mlinfn_compress.fixed import ROUNDING_MODES, FixedType
-from mlinfn_compress.ir import Graph, Node
+from mlinfn_compress.fixed import ROUNDING_MODES, FixedType, requantize
+from mlinfn_compress.ir import Graph
 from mlinfn_compress.quantise import QuantConfig, accumulator_bounds, quantise
 from mlinfn_compress.sim.ghdl import simulate
 
@@ -30,7 +31,7 @@ def wide_graph(name: str, result: FixedType, tail: bool = False, seed: int = 0) 
     w1[:, 1] = -(2**15)
     w1[rng.random(w1.shape) < 0.2] = 0
     w1[:, 3] = 0  # a column of zeros: only the bias
-    fc1 = Node(
+    fc1 = make_node(
         "fc1",
         "dense",
         ["input"],
@@ -41,8 +42,8 @@ def wide_graph(name: str, result: FixedType, tail: bool = False, seed: int = 0) 
         weight_int=w1,
         bias_int=np.array([2**38 + 12345, -(2**39) + 7, 0, -(2**37) - 3]),
     )
-    relu = Node("act", "relu", ["fc1"], 4, result_type=FixedType(12, 6, False, "RND", "SAT"))
-    fc2 = Node(
+    relu = make_node("act", "relu", ["fc1"], 4, result_type=FixedType(12, 6, False, "RND", "SAT"))
+    fc2 = make_node(
         "fc2",
         "dense",
         ["act"],
@@ -54,7 +55,7 @@ def wide_graph(name: str, result: FixedType, tail: bool = False, seed: int = 0) 
         bias_int=np.array([3, -5]),
     )
     nodes = [fc1, relu, fc2] if tail else [fc1]
-    g = Graph(name, "test", "hand-built", N_IN, nodes, input_type=IN_T)
+    g = make_graph(name, "test", "hand-built", N_IN, nodes, input_type=IN_T)
     for n in nodes[::2]:
         frac = max(g.in_type(n).frac + n.weight_type.frac, n.bias_type.frac)
         lo, hi, _ = accumulator_bounds(g, n, frac)
@@ -95,7 +96,7 @@ def test_wide_dense_equals_golden(label: str, tmp_path: Path) -> None:
     assert run_vhdl(g, x, tmp_path).tolist() == expected.tolist()
     text = (tmp_path / "vhdl" / f"{g.name}_fc1.vhd").read_text()
     assert "ACC_W" in text and "signed'(\"" in text and "shift_left(resize(to_signed(x(" in text
-    bias3 = golden.requantize(np.array([int(fc1.bias_int[3])]), fc1.bias_type.frac, fc1.result_type)
+    bias3 = requantize(np.array([int(fc1.bias_int[3])]), fc1.bias_type.frac, fc1.result_type)
     assert f"y(3) <= {int(bias3[0])};" in text  # the zero column: its bias, requantised
     assert text.count("to_signed(x(") == int(np.count_nonzero(fc1.weight_int))  # zero weights: no terms
 
@@ -103,7 +104,7 @@ def test_wide_dense_equals_golden(label: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("rounding", ROUNDING_MODES)
 def test_wide_rounding_ties(rounding: str, tmp_path: Path) -> None:
     """Every remainder of a 3-bit shift, both signs, in a layer made wide by a huge bias elsewhere."""
-    fc = Node(
+    fc = make_node(
         "fc",
         "dense",
         ["input"],
@@ -115,7 +116,7 @@ def test_wide_rounding_ties(rounding: str, tmp_path: Path) -> None:
         weight_int=np.array([[1, 1], [0, -3]]),
         bias_int=np.array([0, 2**38]),
     )
-    g = Graph(f"ties_{rounding.lower()}", "test", "hand-built", 2, [fc], input_type=IN_T)
+    g = make_graph(f"ties_{rounding.lower()}", "test", "hand-built", 2, [fc], input_type=IN_T)
     x = np.array([[v, 0] for v in range(-40, 41)] + [[IN_T.min_int, IN_T.max_int], [IN_T.max_int, IN_T.min_int]])
     expected = golden.run(g, x)["logits"]
     assert run_vhdl(g, x, tmp_path).tolist() == expected.tolist()
@@ -161,8 +162,10 @@ def test_quantised_wide_model_renders_and_matches(tmp_path: Path) -> None:
     """A model quantised with wide types, rejected before ("more than the 32-bit"), now renders bit-exactly."""
     rng = np.random.default_rng(3)
     n_in = 16
-    dense = Node("fc", "dense", ["input"], 3, weight=rng.normal(0, 4, size=(n_in, 3)), bias=rng.normal(0, 1, size=3))
-    g = Graph("e2e_wide", "test", "hand-built", n_in, [dense])
+    dense = make_node(
+        "fc", "dense", ["input"], 3, weight=rng.normal(0, 4, size=(n_in, 3)), bias=rng.normal(0, 1, size=3)
+    )
+    g = make_graph("e2e_wide", "test", "hand-built", n_in, [dense])
     cfg = QuantConfig(weight_bits=16, act_bits=16, input_type=FixedType.parse("fixed<24,12,RND_CONV,SAT>"))
     quantise(g, cfg, rng.normal(0, 2, size=(64, n_in)))
     assert dense.accum_type is not None

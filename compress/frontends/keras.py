@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import UnsupportedLayer, UserError
 from ..fixed import FixedType, min_frac_bits, on_grid
-from ..ir import Graph, Node
+from ..ir import Cast, Clip, Graph, Linear, Node
 from ..tfkeras import act_name, keras3, linear, qkeras_objects, tf_keras
 from .base import LoadedModel, safe_name, short_error
 
@@ -169,9 +169,10 @@ class _Translator:
         if type(act).__name__ in ("quantized_relu", "quantized_bits"):
             op, t = _quantizer_type(act, self.where(layer))
             self.quantised_by_model = True
-            self.add(Node(name, op, [self.prev()], size, type(layer).__name__, result_type=t))
+            cls = Clip if op == "relu" else Cast
+            self.add(cls(name=name, inputs=[self.prev()], source=type(layer).__name__, result_type=t))
         elif kind == "relu":
-            self.add(Node(name, "relu", [self.prev()], size, type(layer).__name__))
+            self.add(Clip(name=name, inputs=[self.prev()], source=type(layer).__name__))
         elif kind in FINAL_ACTIVATIONS:
             self.final = kind
         elif kind != "linear":
@@ -218,17 +219,19 @@ class _Translator:
                 self.calls.append((layer, False))
             elif cls in ("Dense", "QDense"):
                 self.calls.append((layer, True))
-        if not any(n.op == "dense" for n in self.nodes):
+        if not any(isinstance(n, Linear) for n in self.nodes):
             raise UnsupportedLayer(f"{self.path.name}: the model has no Dense layer")
-        return Graph(
+        graph = Graph(
             name=safe_name(model.name or self.path.stem),
             framework="qkeras" if self.quantised_by_model else "keras",
             source_path=str(self.path),
-            input_size=input_size,
+            input_shape=(input_size,),
             nodes=self.nodes,
             output_activation=self.final,
             parameters=int(model.count_params()),
         )
+        graph.infer_shapes()
+        return graph
 
     def dense(self, layer: Any, size: int) -> int:
         cls = type(layer).__name__
@@ -238,7 +241,7 @@ class _Translator:
             self.reject(layer, f"expects {kernel.shape[0]} inputs but receives {size}")
         units = kernel.shape[1]
         bias = np.asarray(weights[1], dtype=np.float64) if layer.use_bias else np.zeros(units)
-        node = Node(layer.name, "dense", [self.prev()], units, cls, weight=kernel, bias=bias)
+        node = Linear(name=layer.name, inputs=[self.prev()], source=cls, weight=kernel, bias=bias)
         if cls == "QDense":
             self.quantised_by_model = True
             self.qdense_params(layer, node)
@@ -247,7 +250,7 @@ class _Translator:
         self.add_activation(layer, layer.activation, units, act_node_name)
         return int(units)
 
-    def qdense_params(self, layer: Any, node: Node) -> None:
+    def qdense_params(self, layer: Any, node: Linear) -> None:
         if layer.kernel_quantizer_internal is None:
             node.notes.append("kernel has no quantiser: quantised post-training")
         else:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import UnsupportedLayer, UserError
 from ..fixed import FixedType, on_grid
-from ..ir import Graph, Node
+from ..ir import INPUT, Cast, Clip, Graph, Linear, Node
 from ..tfkeras import framework_warnings_hidden
 from .base import LoadedModel, safe_name, short_error
 from .torchscript import SCRIPT_OPS, SUPPORTED, Step, module_class, script_chain
@@ -264,7 +264,9 @@ class _Translator:
         names, name, i = {n.name for n in self.nodes}, base, 2
         while name in names:
             name, i = f"{base}_{i}", i + 1
-        node = Node(name, op, [self.nodes[-1].name if self.nodes else "input"], size, source, **kw)
+        cls = {"dense": Linear, "relu": Clip, "cast": Cast}[op]
+        prev = self.nodes[-1].name if self.nodes else INPUT
+        node = cls(name=name, inputs=[prev], shape=(size,), source=source, **kw)
         self.nodes.append(node)
         return node
 
@@ -278,15 +280,17 @@ class _Translator:
                 raise UnsupportedLayer(f"{self.path.name}: '{name}' ({kind}) follows the {self.final}; it must be last")
             self.brevitas |= kind.startswith("Quant") and type(m).__module__.startswith("brevitas")
             size = self.step(name, kind, m, size, i)
-        return Graph(
+        graph = Graph(
             name=safe_name(model_name if model_name not in _GENERIC else self.path.stem),
             framework="brevitas" if self.brevitas else "torch",
             source_path=str(self.path),
-            input_size=input_size,
+            input_shape=(input_size,),
             nodes=self.nodes,
             output_activation=self.final,
             parameters=self.parameters,
         )
+        graph.infer_shapes()
+        return graph
 
     def step(self, name: str, kind: str, m: Any, size: int, index: int) -> int:
         if kind in _IDENTITY or (kind == "Flatten" and m.start_dim == 1 and m.end_dim == -1):
@@ -313,13 +317,15 @@ class _Translator:
             self.reject(name, kind)
         return size
 
-    def dense(self, name: str, cls: str, m: Any, size: int) -> Node:
+    def dense(self, name: str, cls: str, m: Any, size: int) -> Linear:
         weight = m.weight.detach().double().cpu().numpy()
         if weight.ndim != 2 or weight.shape[1] != size:
             self.reject(name, cls, f"expects {weight.shape[-1]} inputs but receives {size}")
         bias = np.zeros(weight.shape[0]) if m.bias is None else m.bias.detach().double().cpu().numpy()
         self.parameters += weight.size + (0 if m.bias is None else bias.size)
-        return self.add(name, "dense", int(weight.shape[0]), cls, weight=weight.T.copy(), bias=bias.copy())
+        node = self.add(name, "dense", int(weight.shape[0]), cls, weight=weight.T.copy(), bias=bias.copy())
+        assert isinstance(node, Linear)
+        return node
 
     def quant_linear(self, name: str, m: Any, size: int) -> int:
         where = self.where(name, "QuantLinear")
