@@ -68,7 +68,7 @@ def test_pruned_weights_generate_no_multipliers(float_run: Path) -> None:
             continue
         nonzero = int(np.count_nonzero(node["weight_int"]["ints"]))
         assert row["multipliers"] == nonzero
-        text = (float_run / "vhdl" / f"jet_mlp_{row['name']}.vhd").read_text()
+        text = (float_run / "vhdl" / f"jet_mlp_{row['name']}_core.vhd").read_text()
         assert len(re.findall(r"x\(\d+\)", text)) == nonzero  # one term per non-zero weight
 
 
@@ -90,7 +90,7 @@ def test_verify_catches_a_changed_weight(qkeras_run: Path, tmp_path: Path, capsy
     subprocess.run(["cp", "-r", str(qkeras_run), str(outdir)], check=True)
     code, out, _ = run(["verify", str(outdir), "-q"], capsys)
     assert code == 0 and "BIT-EXACT" in out
-    layer = outdir / "vhdl" / "qkeras_mlp_fc2.vhd"
+    layer = outdir / "vhdl" / "qkeras_mlp_fc2_core.vhd"
     text = layer.read_text()
     m = re.search(r"x\((\d+)\) \* (\d+)", text)
     assert m is not None

@@ -74,7 +74,7 @@ def test_golden_dense_by_hand(tmp_path: Path) -> None:
     assert golden.run(g, x)["logits"].tolist() == expected
     assert run_vhdl(g, x, tmp_path).tolist() == expected
     # The zero column generates no multiplication at all.
-    text = (tmp_path / "vhdl" / "hand_fc.vhd").read_text()
+    text = (tmp_path / "vhdl" / "hand_fc_core.vhd").read_text()
     assert "y(1) <= requant(-32);" in text  # the bias, scaled to the accumulator
 
 

@@ -94,7 +94,7 @@ def test_wide_dense_equals_golden(label: str, tmp_path: Path) -> None:
     expected = golden.run(g, x)["logits"]
     assert len({tuple(r) for r in expected.tolist()}) > 60  # the outputs vary from row to row
     assert run_vhdl(g, x, tmp_path).tolist() == expected.tolist()
-    text = (tmp_path / "vhdl" / f"{g.name}_fc1.vhd").read_text()
+    text = (tmp_path / "vhdl" / f"{g.name}_fc1_core.vhd").read_text()
     assert "ACC_W" in text and "signed'(\"" in text and "shift_left(resize(to_signed(x(" in text
     bias3 = requantize(np.array([int(fc1.bias_int[3])]), fc1.bias_type.frac, fc1.result_type)
     assert f"y(3) <= {int(bias3[0])};" in text  # the zero column: its bias, requantised
@@ -127,8 +127,8 @@ def test_only_the_wide_layer_uses_the_wide_template(tmp_path: Path) -> None:
     x = inputs(30)
     assert run_vhdl(g, x, tmp_path).tolist() == golden.run(g, x)["logits"].tolist()
     text = {p.name: p.read_text() for p in (tmp_path / "vhdl").glob("*.vhd")}
-    assert [n for n, t in text.items() if "ACC_W" in t] == ["wide_tail_fc1.vhd"]
-    assert "signed" not in text["wide_tail_fc2.vhd"]
+    assert [n for n, t in text.items() if "ACC_W" in t] == ["wide_tail_fc1_core.vhd"]
+    assert "signed" not in text["wide_tail_fc2_core.vhd"]
 
 
 def test_wide_dense_saturates_and_wraps(tmp_path: Path) -> None:

@@ -1,0 +1,83 @@
+"""What the VHDL backend writes, how it names things, and the Jinja2 environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from mlinfn_compress import vhdl_templates
+
+# VHDL integers are guaranteed 32-bit: every value, partial sums included,
+# must stay inside this range where a design computes on integers.
+VHDL_INT_MAX = 2**31 - 1
+RESERVED = {
+    "abs", "and", "in", "out", "or", "not", "signal", "type", "range", "is", "of", "to", "input",
+    "process", "begin", "end", "entity", "architecture", "port", "map", "generate", "loop", "if", "then",
+    "else", "elsif", "case", "when", "others", "variable", "constant", "function", "return", "array",
+    "record", "block", "component", "select", "with", "until", "wait", "next", "exit", "null", "body",
+    "package", "library", "use", "all", "downto", "xor", "nand", "nor", "xnor", "mod", "rem", "sll", "srl",
+    "sla", "sra", "rol", "ror", "new", "file", "buffer", "bus", "register", "label", "linkage", "literal",
+    "units", "access", "after", "alias", "assert", "attribute", "configuration", "disconnect", "generic",
+    "group", "guarded", "impure", "inertial", "inout", "open", "postponed", "procedure", "pure", "reject",
+    "report", "severity", "shared", "subtype", "transport", "unaffected", "while", "clk", "rst", "x", "y",
+}  # fmt: skip
+
+
+@dataclass
+class VhdlDesign:
+    """What the backend wrote: files in compile order and the interface facts."""
+
+    top: str
+    files: list[Path]
+    testbench: Path
+    latency: int
+    n_in: int
+    w_in: int
+    in_signed: bool
+    n_out: int
+    w_out: int
+    out_signed: bool
+    argmax: bool
+    w_idx: int
+    architecture: str = "dataflow"
+    initiation_interval: int = 1
+    layers: list[dict[str, Any]] = field(default_factory=list)  # per node: entity, latency, start cycle, ...
+
+    def to_json(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["files"] = [p.name for p in self.files]
+        d["testbench"] = self.testbench.name
+        return d
+
+
+def template_env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resources.files(vhdl_templates))),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def vhdl_name(name: str) -> str:
+    """A VHDL identifier made from any name (lower case, no double or edge underscores)."""
+    out = "".join(c if c.isalnum() else "_" for c in name.lower())
+    while "__" in out:
+        out = out.replace("__", "_")
+    out = out.strip("_") or "x"
+    if not out[0].isalpha():
+        out = "n_" + out
+    return out + "_l" if out in RESERVED else out
+
+
+def int_table(values: list[int], per_line: int = 24) -> str:
+    """A VHDL aggregate of integers, wrapped over lines; a single value uses named association."""
+    if len(values) == 1:
+        return f"(0 => {values[0]})"
+    lines = [", ".join(str(v) for v in values[i : i + per_line]) for i in range(0, len(values), per_line)]
+    return "(\n    " + ",\n    ".join(lines) + "\n  )"

@@ -1,0 +1,189 @@
+"""Per-node entities of the dataflow architecture: element-wise operations, pooling, data movement.
+
+Each renderer returns the entity's VHDL and its latency in clock cycles
+(0 for wiring, 1 for a registered stage).  Index tables computed here from
+the IR's own window and movement definitions tell the VHDL which input
+element every output reads, so the hardware and the golden model share one
+definition of every window, padding and copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from mlinfn_compress.errors import UserError
+from mlinfn_compress.fixed import FixedType
+from mlinfn_compress.ir import (
+    Add,
+    Cast,
+    Clip,
+    Concat,
+    Graph,
+    LeakyRelu,
+    Linear,
+    Node,
+    Pool,
+    Table,
+    patches,
+)
+from mlinfn_compress.ir.elementwise import const_int
+from mlinfn_compress.ir.movement import _Move
+
+from .design import int_table
+from .requant import check_int, requant_spec
+
+
+@dataclass
+class Rendered:
+    text: str
+    latency: int
+
+
+def linear_sources(graph: Graph, node: Linear) -> tuple[int, list[int]]:
+    """(positions, table): for every position and matrix input, the flat input index it reads (-1: padding)."""
+    shape = graph.shape_of(node.inputs[0])
+    idx = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(1, *shape) + 1
+    rows = node.rows(idx, 0) - 1
+    table = rows.reshape(-1).tolist()
+    return len(table) // node.n_in, table
+
+
+def pool_sources(graph: Graph, node: Pool) -> tuple[int, int, list[int], list[int]]:
+    """(positions, taps, table of flat spatial input indices or -1, divisor per position)."""
+    shape = graph.shape_of(node.inputs[0])
+    assert node.window is not None
+    spatial = shape[:-1]
+    idx = np.arange(int(np.prod(spatial)), dtype=np.int64).reshape(1, *spatial, 1) + 1
+    p = patches(idx, node.window, 0)[..., 0] - 1  # (1, *out_spatial, taps)
+    taps = node.window.taps
+    table = p.reshape(-1).tolist()
+    return len(table) // taps, taps, table, [int(d) for d in np.ravel(node.divisors(shape))]
+
+
+def _ctx(base: dict[str, Any], node: Node, n: int, describe: list[str]) -> dict[str, Any]:
+    return dict(base, node=node, n=n, describe=describe, requants=[], variables=[], body=[], table=None)
+
+
+def render_elementwise(env: jinja2.Environment, graph: Graph, node: Node, base: dict[str, Any]) -> Rendered:
+    """Clip, cast, leaky relu, lookup table and add: one function per element, one register stage."""
+    res = node.result_type
+    assert res is not None
+    types = graph.in_types(node)
+    x_t = types[0]
+    ctx = _ctx(base, node, node.size, [f"input {', '.join(map(str, types))}, result {res}."])
+    body: list[str] = ctx["body"]
+    where = f"layer '{node.name}' ({node.kind})"
+    if isinstance(node, Cast):
+        ctx["requants"].append(requant_spec(x_t.frac, x_t.min_int, x_t.max_int, res))
+        body.append("y(i) <= requant(x(i));")
+    elif isinstance(node, Clip):
+        lo, hi, frac = node.bounds_int(x_t)
+        s = frac - x_t.frac
+        check_int(max(abs(x_t.min_int), abs(x_t.max_int)) << s, where)
+        ctx["variables"].append("v")
+        body.append(f"v := x(i){f' * {2**s}' if s else ''};")
+        if node.lo is not None:
+            c = const_int(node.lo, frac)
+            body.append(f"if v < {c} then v := {c}; end if;")
+        if node.hi is not None:
+            c = const_int(node.hi, frac)
+            body.append(f"if v > {c} then v := {c}; end if;")
+        body.append("y(i) <= requant(v);")
+        ctx["requants"].append(requant_spec(frac, lo, hi, res))
+        ctx["describe"].append(f"clip to [{node.lo}, {node.hi}], then re-quantise")
+    elif isinstance(node, LeakyRelu):
+        assert node.alpha_type is not None and node.alpha_int is not None
+        fa, a = node.alpha_type.frac, int(node.alpha_int)
+        ends = [x_t.max_int << fa, x_t.min_int << fa, x_t.min_int * a, x_t.max_int * a, 0]
+        check_int(max(abs(e) for e in ends), where)
+        ctx["variables"].append("v")
+        body += [
+            f"if x(i) >= 0 then v := x(i){f' * {2**fa}' if fa else ''}; else v := x(i) * {a}; end if;",
+            "y(i) <= requant(v);",
+        ]
+        lo = min(0, x_t.min_int * a) if a >= 0 else min(0, x_t.max_int * a)
+        ctx["requants"].append(requant_spec(x_t.frac + fa, lo, max(ends), res))
+        ctx["describe"].append(f"alpha = {a} * 2^-{fa} ({node.alpha_type})")
+    elif isinstance(node, Table):
+        assert node.index_type is not None and node.table_int is not None
+        idx_t = node.index_type
+        ctx["requants"].append(requant_spec(x_t.frac, x_t.min_int, x_t.max_int, idx_t, fn="to_index"))
+        body.append(f"y(i) <= LUT(to_index(x(i)) - ({idx_t.min_int}));")
+        ctx["table"] = [int(v) for v in node.table_int]
+        ctx["table_text"] = int_table(ctx["table"], 16)
+        ctx["describe"].append(f"{node.function} table of {len(ctx['table'])} entries indexed by {idx_t}")
+    elif isinstance(node, Add):
+        frac = max(t.frac for t in types)
+        terms, lo, hi, mag = [], 0, 0, 0
+        for k, t in enumerate(types):
+            s = frac - t.frac
+            terms.append(f"x{k}(i){f' * {2**s}' if s else ''}")
+            lo, hi = lo + (t.min_int << s), hi + (t.max_int << s)
+            mag += max(abs(t.min_int), abs(t.max_int)) << s
+        check_int(mag, where)
+        body.append(f"y(i) <= requant({' + '.join(terms)});")
+        ctx["requants"].append(requant_spec(frac, lo, hi, res))
+    else:
+        raise UserError(f"{where} has no VHDL implementation")
+    return Rendered(env.get_template("elementwise.vhd.j2").render(ctx), 1)
+
+
+def render_pool(env: jinja2.Environment, graph: Graph, node: Pool, base: dict[str, Any]) -> Rendered:
+    x_t = graph.in_type(node)
+    res = node.result_type
+    assert res is not None and node.window is not None
+    positions, taps, src, div = pool_sources(graph, node)
+    channels = graph.shape_of(node.inputs[0])[-1]
+    ctx = dict(base, node=node, positions=positions, taps=taps, channels=channels, window=node.window)
+    ctx["src_table"] = int_table(src)
+    if node.mode == "avg":
+        acc = node.accum_type
+        assert acc is not None
+        extra = acc.frac - x_t.frac
+        bound = max(abs(x_t.min_int), abs(x_t.max_int)) * taps << extra
+        check_int(bound, f"layer '{node.name}' ({node.kind})")
+        lo, hi = (x_t.min_int * taps) << extra, (x_t.max_int * taps) << extra
+        ctx.update(extra=extra, div_table=int_table(div), rq=requant_spec(acc.frac, min(lo, 0), max(hi, 0), res))
+    else:
+        ctx.update(lowest=x_t.min_int, rq=requant_spec(x_t.frac, x_t.min_int, x_t.max_int, res))
+    return Rendered(env.get_template("pool.vhd.j2").render(ctx), 1)
+
+
+def render_move(env: jinja2.Environment, graph: Graph, node: _Move, base: dict[str, Any]) -> Rendered:
+    if graph.in_type(node) != node.result_type:
+        raise UserError(f"layer '{node.name}' ({node.kind}): data movement must keep its input's type")
+    src = node.source_index(graph.shape_of(node.inputs[0])).tolist()
+    ctx = dict(base, node=node, n_out=node.size, src_table=int_table(src), padded=min(src, default=0) < 0)
+    return Rendered(env.get_template("move.vhd.j2").render(ctx), 0)
+
+
+def render_concat(env: jinja2.Environment, graph: Graph, node: Concat, base: dict[str, Any]) -> Rendered:
+    res = node.result_type
+    assert res is not None
+    types = graph.in_types(node)
+    shapes = graph.in_shapes(node)
+    which = [np.full((1, *s), k, dtype=np.int64) for k, s in enumerate(shapes)]
+    index = [np.arange(int(np.prod(s)), dtype=np.int64).reshape(1, *s) for s in shapes]
+    axis = 1 + (node.axis if node.axis >= 0 else len(shapes[0]) + node.axis)
+    from_input = np.concatenate(which, axis=axis).ravel().tolist()
+    from_index = np.concatenate(index, axis=axis).ravel().tolist()
+    registered = any(t != res for t in types)
+    requants = [requant_spec(t.frac, t.min_int, t.max_int, res, fn=f"requant_{k}") for k, t in enumerate(types)]
+    ctx = dict(
+        base,
+        node=node,
+        n_out=node.size,
+        registered=registered,
+        requants=requants if registered else [],
+        from_input=int_table(from_input),
+        from_index=int_table(from_index),
+    )
+    return Rendered(env.get_template("concat.vhd.j2").render(ctx), 1 if registered else 0)
+
+
+def fits_integer(t: FixedType) -> bool:
+    return t.width <= 31
