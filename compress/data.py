@@ -16,7 +16,7 @@ KEYS = ("x_train", "y_train", "x_test", "y_test")
 class Dataset:
     """Training and test arrays; labels as class indices (classification) or targets (regression)."""
 
-    x_train: np.ndarray  # (N, features) float64
+    x_train: np.ndarray  # (N, *input_shape) float64, the model's own input shape
     y_train: np.ndarray  # (N,) int64 class indices, or (N, outputs) float64 targets
     x_test: np.ndarray
     y_test: np.ndarray
@@ -34,6 +34,10 @@ class Dataset:
             return float(np.mean(np.argmax(out, axis=1) == y))
         return float(np.mean((out.reshape(y.shape) - y) ** 2))
 
+    def flat(self, x: np.ndarray) -> np.ndarray:
+        """Samples as flat rows (N, features), in the IR's row-major, channels-last order."""
+        return np.asarray(x).reshape(len(x), -1)
+
 
 def _labels(y: np.ndarray, n: int, name: str, path: Path, n_outputs: int) -> tuple[np.ndarray, str]:
     if len(y) != n:
@@ -46,11 +50,17 @@ def _labels(y: np.ndarray, n: int, name: str, path: Path, n_outputs: int) -> tup
         if n_outputs > 1 and (y.min() < 0 or y.max() >= n_outputs):
             raise UserError(f"{path}: {name} has class indices outside 0..{n_outputs - 1}")
         return y.astype(np.int64), "classification"
-    return y.astype(np.float64).reshape(n, -1), "regression"
+    return y.astype(np.float64).reshape(n, -1), "regression"  # targets of any shape, as flat rows
 
 
-def load_dataset(path: Path, n_features: int, n_outputs: int) -> Dataset:
-    """Read and check an .npz with x_train, y_train, x_test, y_test for a model's widths."""
+def load_dataset(path: Path, shape: tuple[int, ...] | int, n_outputs: int) -> Dataset:
+    """Read and check an .npz with x_train, y_train, x_test, y_test for a model's input shape and outputs.
+
+    Inputs may come in the model's input shape (samples, *shape) or flat (samples, features);
+    regression targets may have the output's shape and are kept flat (samples, outputs).
+    """
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    n_features = int(np.prod(shape))
     if not path.exists():
         raise UserError(f"{path}: no such data file")
     try:
@@ -63,8 +73,11 @@ def load_dataset(path: Path, n_features: int, n_outputs: int) -> Dataset:
         raise UserError(f"{path}: cannot read the data file as .npz ({e})") from e
     for k in ("x_train", "x_test"):
         x = arrays[k]
-        if x.ndim != 2 or x.shape[1] != n_features:
-            raise UserError(f"{path}: {k} has shape {x.shape}, but the model expects (samples, {n_features})")
+        if x.ndim == 2 and x.shape[1] == n_features:
+            x = arrays[k] = x.reshape(len(x), *shape)
+        if x.shape[1:] != shape:
+            want = ", ".join(map(str, shape))
+            raise UserError(f"{path}: {k} has shape {x.shape}, but the model expects (samples, {want})")
         if x.dtype.kind not in "fiu" or not np.all(np.isfinite(x)):
             raise UserError(f"{path}: {k} must hold finite numbers")
     y_train, task_train = _labels(arrays["y_train"], len(arrays["x_train"]), "y_train", path, n_outputs)

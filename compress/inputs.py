@@ -14,8 +14,13 @@ DEFAULT_CALIBRATION_SAMPLES = 4096
 DEFAULT_DISTRIBUTION = "standard normal features N(0, 1), seed {seed}"
 
 
-def load_calibration(path: Path, n_features: int) -> np.ndarray:
-    """Read a (samples, features) float array from a .npy file and check its width."""
+def load_calibration(path: Path, shape: tuple[int, ...] | int) -> np.ndarray:
+    """Read calibration samples from a .npy file: (samples, *input_shape) or flat (samples, features).
+
+    Returns flat rows (samples, features) of float64, features in the IR's row-major, channels-last order.
+    """
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    n_features = int(np.prod(shape))
     if not path.exists():
         raise UserError(f"{path}: no such calibration file")
     try:
@@ -24,12 +29,13 @@ def load_calibration(path: Path, n_features: int) -> np.ndarray:
         raise UserError(f"{path}: cannot read the calibration file as .npy ({e})") from e
     if not isinstance(data, np.ndarray) or data.dtype.kind not in "fiu":
         raise UserError(f"{path}: the calibration file must hold a numeric array")
-    if data.ndim == 1 and n_features == data.shape[0]:
-        data = data[None, :]
+    if data.shape == shape or (data.ndim == 1 and n_features == data.shape[0]):
+        data = data.reshape(1, -1)
+    if data.shape[1:] == shape:
+        data = data.reshape(len(data), -1)
     if data.ndim != 2 or data.shape[1] != n_features:
-        raise UserError(
-            f"{path}: calibration data has shape {data.shape}, but the model expects (samples, {n_features}) features"
-        )
+        want = f"(samples, {n_features}) features" if len(shape) == 1 else f"(samples, {', '.join(map(str, shape))})"
+        raise UserError(f"{path}: calibration data has shape {data.shape}, but the model expects {want}")
     if len(data) == 0:
         raise UserError(f"{path}: the calibration file holds no samples")
     if not np.all(np.isfinite(data)):

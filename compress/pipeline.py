@@ -101,9 +101,9 @@ def compress(opts: RunOptions) -> int:
     ghdl_path()
     with progress.step("load", f"loading {opts.model}"):
         original = load_model(opts.model, opts.weights, opts.model_class, opts.model_args)
-    n_in, n_out = original.graph.input_size, original.graph.output.size
-    calib = load_calibration(opts.calibration, n_in) if opts.calibration else None
-    dataset = load_dataset(opts.data, n_in, n_out) if opts.data else None
+    in_shape, n_out = original.graph.input_shape, original.graph.output_size
+    calib = load_calibration(opts.calibration, in_shape) if opts.calibration else None
+    dataset = load_dataset(opts.data, in_shape, n_out) if opts.data else None
     outdir = opts.outdir
     outdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
@@ -135,9 +135,10 @@ def _run(
     loaded, compression = compress_model(original, opts.compression, opts.quant, dataset, progress, work)
     graph = loaded.graph
     if calib is None and dataset is not None:
-        calib = dataset.x_train
+        calib = dataset.flat(dataset.x_train)
     with progress.step("quantise", "quantising"):
         cal = calib if calib is not None else default_inputs(DEFAULT_CALIBRATION_SAMPLES, graph.input_size, opts.seed)
+        cal = cal.reshape(len(cal), *graph.input_shape)
         chosen = quantise(graph, opts.quant, cal)
         assert graph.input_type is not None
         x_int, x_source, n_corners = verification_inputs(
@@ -176,7 +177,7 @@ def _run(
     twin_info, twin_out, twin_test = _twin(graph, opts.device, tmp / "twin", x_float, dataset, progress)
     if twin_out is not None:
         references["twin"] = twin_out
-    test_int = quantize(dataset.x_test, graph.input_type) if dataset is not None else None
+    test_int = quantize(dataset.flat(dataset.x_test), graph.input_type) if dataset is not None else None
     verification, design, project = _emit_and_verify(opts, graph, tmp, x_int, expected, references, progress, test_int)
     argmax = graph.has_argmax and design is not None
     outputs: dict[str, Any] = {"logits": str(out_t), "argmax": argmax}

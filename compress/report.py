@@ -85,7 +85,13 @@ def build_report(
 ) -> dict[str, Any]:
     return {
         "tool": {"name": "mlinfn-compress", "version": __version__},
-        "model": {"path": graph.source_path, "framework": graph.framework, "parameters": graph.parameters},
+        "model": {
+            "path": graph.source_path,
+            "framework": graph.framework,
+            "parameters": graph.parameters,
+            "input_shape": list(graph.input_shape),
+            "output_shape": list(graph.output.shape),
+        },
         "target": target,
         "layers": layer_rows(graph),
         "compression": compression(graph),

@@ -129,7 +129,7 @@ class Graph:
 
     def run_float(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every tensor's float value for a batch of float inputs (N, *input_shape)."""
-        values: dict[str, np.ndarray] = {INPUT: self._batch(np.asarray(x, dtype=np.float64))}
+        values: dict[str, np.ndarray] = {INPUT: self.batch(np.asarray(x, dtype=np.float64))}
         for n in self.nodes:
             values[n.name] = n.forward_float([values[s] for s in n.inputs])
         return values
@@ -138,12 +138,12 @@ class Graph:
         """Every tensor's integer value for a batch of integer inputs: the golden model."""
         if not self.quantised:
             raise IRError("the graph must be quantised before it can run on integers")
-        values: dict[str, np.ndarray] = {INPUT: self._batch(np.asarray(x_int))}
+        values: dict[str, np.ndarray] = {INPUT: self.batch(np.asarray(x_int))}
         for n in self.nodes:
             values[n.name] = n.forward_int([values[s] for s in n.inputs], self.in_types(n))
         return values
 
-    def _batch(self, x: np.ndarray) -> np.ndarray:
+    def batch(self, x: np.ndarray) -> np.ndarray:
         """Inputs as (N, *input_shape); flat rows (N, input_size) are reshaped."""
         if x.shape[1:] == self.input_shape:
             return x
