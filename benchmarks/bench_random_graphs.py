@@ -1,0 +1,52 @@
+"""Differential check of hundreds of random graphs: how many are bit exact in every backend.
+
+    .venv/bin/python benchmarks/bench_random_graphs.py [COUNT] [FIRST_SEED]
+
+Prints one line per failing graph and a summary; results go in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from mlinfn_compress.differential import BACKENDS, check_backends
+from mlinfn_compress.inputs import verification_inputs
+from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.random_graphs import random_graph
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    first = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    passed: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mlinfn-random-") as tmp:
+        for seed in range(first, first + count):
+            rng = np.random.default_rng(seed)
+            g = random_graph(seed)
+            kinds.update(n.kind for n in g.nodes)
+            cfg = QuantConfig(weight_bits=int(rng.integers(3, 11)), act_bits=int(rng.integers(5, 15)))
+            quantise(g, cfg, default_inputs(500, g.input_shape, seed))
+            x, _, _ = verification_inputs(100, g.input_size, g.input_type, None, seed)
+            result = check_backends(g, x, Path(tmp) / str(seed))
+            for backend, bad in result.items():
+                if bad == 0:
+                    passed[backend] += 1
+                else:
+                    print(f"seed {seed}: {backend} differs on {bad} of {len(x)} rows: {[n.kind for n in g.nodes]}")
+    seconds = time.perf_counter() - t0
+    for backend in BACKENDS:
+        print(f"{backend}: {passed[backend]} of {count} random graphs bit exact")
+    print(f"operations drawn: {dict(kinds.most_common())}")
+    print(f"{count} graphs in {seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
