@@ -69,7 +69,7 @@ from ..ir import (
     Upsample,
 )
 from ..tfkeras import qkeras_objects, tf_keras
-from .plan import FLOAT64_BITS, NodePlan, Range, Requant, input_requant, plan
+from .plan import FLOAT64_BITS, NodePlan, Range, Requant, below, kernel, value, walk
 
 FLOAT32_BITS = 24
 SOFTMAX_LAYER = "softmax"
@@ -186,18 +186,19 @@ class _Builder:
             return QActivation(q, name=self.name(base), dtype="float64")
         # Unsigned with integer < 0: round on the same grid with integer 0, then clip at the maximum.
         rounding = QActivation(_bits(t, -t.integer), name=self.name(base), dtype="float64")
-        top = self.layer("ReLU", base + "_max", max_value=float(to_float(np.array([t.max_int]), t.frac)[0]))
+        top = self.layer("ReLU", base + "_max", max_value=value(t.max_int, t.frac))
         return lambda x: top(rounding(x))
 
     def linear(self, x: Any, p: NodePlan) -> Any:
         from qkeras import QConv1D, QConv2D, QDense
 
         node = p.node
-        assert isinstance(node, Linear) and node.weight_int is not None and node.bias_int is not None
-        wt, bt = node.weight_type, node.bias_type
-        assert wt is not None and bt is not None
-        kernel = to_float(node.weight_int, wt.frac)
-        quantisers = {"kernel_quantizer": param_quantizer(wt), "bias_quantizer": param_quantizer(bt)}
+        assert isinstance(node, Linear) and node.weight_type is not None and node.bias_type is not None
+        weights, bias = kernel(node)
+        quantisers = {
+            "kernel_quantizer": param_quantizer(node.weight_type),
+            "bias_quantizer": param_quantizer(node.bias_type),
+        }
         if node.window is None:
             layer = QDense(node.n_out, name=self.name(node.name), dtype="float64", **quantisers)
         else:
@@ -206,9 +207,8 @@ class _Builder:
             conv = {1: QConv1D, 2: QConv2D}[w.dims]
             layer = conv(node.n_out, w.kernel, w.strides, padding="valid", name=self.name(node.name),
                          dtype="float64", **quantisers)  # fmt: skip
-            kernel = kernel.reshape(*w.kernel, node.n_in // w.taps, node.n_out)
         y = layer(x)
-        layer.set_weights([kernel, to_float(node.bias_int, bt.frac)])
+        layer.set_weights([weights, bias])
         y = self.quant(y, p.inner, node.name + "_acc")
         return self.quant(y, p.after, node.name + "_q")
 
@@ -237,7 +237,7 @@ class _Builder:
     def leaky_relu(self, x: Any, p: NodePlan) -> Any:
         node = p.node
         assert isinstance(node, LeakyRelu) and node.alpha_type is not None and node.alpha_int is not None
-        alpha = float(to_float(np.array([node.alpha_int]), node.alpha_type.frac)[0])
+        alpha = value(node.alpha_int, node.alpha_type.frac)
         if float(np.float32(alpha)) != alpha:
             raise ValueError(
                 f"node '{node.name}' (leaky_relu): alpha {alpha} needs more than {FLOAT32_BITS} bits; "
@@ -263,8 +263,7 @@ class _Builder:
         pads = [list(pair) for pair in w.pads]
         if node.mode == "max":
             if any(a or b for a, b in w.pads):
-                below = float(to_float(np.array([x_t.min_int - 1]), x_t.frac)[0])  # never wins over an input
-                x = self.own.ConstantPad(pads, below, name=self.name(node.name + "_pad"), dtype="float64")(x)
+                x = self.own.ConstantPad(pads, below(x_t), name=self.name(node.name + "_pad"), dtype="float64")(x)
             x = self.layer(f"MaxPooling{w.dims}D", node.name, w.kernel, w.strides, padding="valid")(x)
         else:
             assert node.accum_type is not None
@@ -273,24 +272,18 @@ class _Builder:
                                       p.inner is not None, name=self.name(node.name), dtype="float64")(x)  # fmt: skip
         return self.quant(x, p.after, node.name + "_q")
 
+    def node(self, xs: list[Any], p: NodePlan) -> Any:
+        node = p.node
+        if isinstance(node, Add):
+            return self.quant(self.layer("Add", node.name)(xs), p.after, node.name + "_q")
+        if isinstance(node, Concat):
+            return self.layer("Concatenate", node.name, axis=node.axis + 1 if node.axis >= 0 else node.axis)(xs)
+        return self.rules[type(node)](xs[0], p)
+
     def build(self) -> Any:
         g = self.graph
-        first = input_requant(g)
-        steps = plan(g)
         inp = self.tfk.Input(g.input_shape, name=self.name(INPUT), dtype="float64")
-        tensors = {INPUT: self.quant(inp, first, "input_q")}
-        for p in steps:
-            node = p.node
-            xs = [self.quant(tensors[src], rq, f"{node.name}_in{i}") for i, (src, rq) in
-                  enumerate(zip(node.inputs, p.before, strict=True))]  # fmt: skip
-            if isinstance(node, Add):
-                y = self.quant(self.layer("Add", node.name)(xs), p.after, node.name + "_q")
-            elif isinstance(node, Concat):
-                y = self.layer("Concatenate", node.name, axis=node.axis + 1 if node.axis >= 0 else node.axis)(xs)
-            else:
-                y = self.rules[type(node)](xs[0], p)
-            tensors[node.name] = y
-        out = tensors[g.output.name]
+        out = walk(g, inp, self.quant, self.node, "input_q")
         if len(g.output.shape) > 1:
             out = self.layer("Flatten", "flatten")(out)
         if g.has_argmax:

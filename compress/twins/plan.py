@@ -30,11 +30,15 @@ Comparisons (max pooling, clipping) and data movement are always exact.
 
 from __future__ import annotations
 
+import copy
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
-from ..fixed import FixedType
+from ..fixed import FixedType, to_float
 from ..ir import (
     INPUT,
     Add,
@@ -56,6 +60,7 @@ from ..ir import (
 FLOAT64_BITS = 53  # significand of float64, implicit bit included
 MAX_FRAC = 120  # grids 2**-frac with |frac| beyond this are refused (far from float64's exponent limits)
 MOVES = (Reshape, Pad, Crop, Upsample)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -235,12 +240,10 @@ class _Planner:
 
 
 def needed(graph: Graph) -> list[Node]:
-    """The nodes whose tensors reach the output, in order."""
-    keep = {graph.output.name}
-    for n in reversed(graph.nodes):
-        if n.name in keep:
-            keep.update(n.inputs)
-    return [n for n in graph.nodes if n.name in keep]
+    """The nodes whose tensors reach the output, in order (the graph itself is left as it is)."""
+    view = copy.copy(graph)
+    view.prune_unused()
+    return view.nodes
 
 
 def input_requant(graph: Graph) -> Requant:
@@ -260,3 +263,43 @@ def plan(graph: Graph) -> list[NodePlan]:
     compute exactly."""
     planner = _Planner(graph)
     return [planner.plan(n) for n in needed(graph)]
+
+
+def walk(
+    graph: Graph,
+    x: T,
+    quant: Callable[[T, Requant | None, str], T],
+    render: Callable[[list[T], NodePlan], T],
+    input_name: str,
+) -> T:
+    """Build a twin: ``x`` (the framework's input) through the input quantiser (named ``input_name``), then
+    every node's input re-quantisations (``quant``) and the node itself (``render``); returns the output."""
+    tensors = {INPUT: quant(x, input_requant(graph), input_name)}
+    for p in plan(graph):
+        sources = zip(p.node.inputs, p.before, strict=True)
+        xs = [quant(tensors[src], rq, f"{p.node.name}_in{i}") for i, (src, rq) in enumerate(sources)]
+        tensors[p.node.name] = render(xs, p)
+    return tensors[graph.output.name]
+
+
+# ---- the float64 constants of a node ----
+
+
+def value(q: int, frac: int) -> float:
+    """The integer ``q`` with ``frac`` fractional bits as a float (exact)."""
+    return math.ldexp(float(int(q)), -frac)
+
+
+def kernel(node: Linear) -> tuple[np.ndarray, np.ndarray]:
+    """(weights, bias) as float64: weights (K, N) for a matrix on the last axis, (*kernel, in, out) for a window."""
+    assert node.weight_int is not None and node.bias_int is not None
+    assert node.weight_type is not None and node.bias_type is not None
+    w = to_float(node.weight_int, node.weight_type.frac)
+    if node.window is not None:
+        w = w.reshape(*node.window.kernel, node.n_in // node.window.taps, node.n_out)
+    return w, to_float(node.bias_int, node.bias_type.frac)
+
+
+def below(t: FixedType) -> float:
+    """One step below the range of ``t``: max pooling's padding, which never wins over an input."""
+    return value(t.min_int - 1, t.frac)

@@ -57,7 +57,7 @@ from ..ir import (
     Upsample,
 )
 from .brevitas_file import CLASS_NAME, MODEL_FILE, ROUNDING, STATE_FILE, import_class, quant_spec, write_model
-from .plan import FLOAT64_BITS, NodePlan, Requant, input_requant, plan
+from .plan import FLOAT64_BITS, NodePlan, Requant, below, kernel, value, walk
 
 INFO_FILE = "twin.json"
 TWIN_ATTRIBUTES = {"steps", "input_shape", "output", "logits"}  # what the class file's Twin holds beside its steps
@@ -127,7 +127,7 @@ class _Steps:
         wt, bt = node.weight_type, node.bias_type
         assert wt is not None and bt is not None
         where = f"node '{node.name}' ({node.kind})"
-        weight = to_float(node.weight_int, wt.frac)  # (K, N)
+        weight, bias = kernel(node)
         spec: dict[str, Any] = {"op": "linear", "name": node.name, "in": node.n_in, "out": node.n_out,
                                 "weight": _param_spec(wt, node.weight_int, where + " weight")}  # fmt: skip
         if node.window is not None:
@@ -135,8 +135,7 @@ class _Steps:
             channels = node.n_in // w.taps
             spec |= {"op": "conv", "in": channels, "kernel": list(w.kernel), "stride": list(w.strides),
                      "pads": [list(pair) for pair in w.pads]}  # fmt: skip
-            weight = weight.reshape(*w.kernel, channels, node.n_out)  # (*kernel, in, out) -> (out, in, *kernel)
-            weight = np.moveaxis(weight, (-1, -2), (0, 1))
+            weight = np.moveaxis(weight, (-1, -2), (0, 1))  # (*kernel, in, out) -> (out, in, *kernel)
         else:
             weight = weight.T
         has_bias = bool(np.any(np.asarray(node.bias_int) != 0))
@@ -145,7 +144,7 @@ class _Steps:
         y = self.add(spec, [x])
         self.tensors[f"{y}.weight"] = np.ascontiguousarray(weight)
         if has_bias:
-            self.tensors[f"{y}.bias"] = to_float(node.bias_int, bt.frac)
+            self.tensors[f"{y}.bias"] = bias
         y = self.quant(y, p.inner, node.name + "_acc")
         return self.quant(y, p.after, node.name + "_q")
 
@@ -165,7 +164,7 @@ class _Steps:
     def leaky_relu(self, x: str, p: NodePlan) -> str:
         node = p.node
         assert isinstance(node, LeakyRelu) and node.alpha_type is not None and node.alpha_int is not None
-        alpha = float(to_float(np.array([node.alpha_int]), node.alpha_type.frac)[0])
+        alpha = value(node.alpha_int, node.alpha_type.frac)
         x = self.add({"op": "leaky_relu", "name": node.name, "alpha": alpha}, [x])
         return self.quant(x, p.after, node.name + "_q")
 
@@ -185,7 +184,7 @@ class _Steps:
         spec: dict[str, Any] = {"name": node.name, "kernel": list(w.kernel), "stride": list(w.strides),
                                 "pads": [list(pair) for pair in w.pads]}  # fmt: skip
         if node.mode == "max":  # padding one step below the input's range never wins
-            spec |= {"op": "max_pool", "pad_value": float(to_float(np.array([x_t.min_int - 1]), x_t.frac)[0])}
+            spec |= {"op": "max_pool", "pad_value": below(x_t)}
         else:
             assert node.accum_type is not None
             divisors = node.divisors(self.graph.shape_of(node.inputs[0])).tolist()
@@ -227,14 +226,7 @@ class _Steps:
 
     def build(self) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], str]:
         g = self.graph
-        first = input_requant(g)
-        steps = plan(g)
-        tensors = {INPUT: self.quant(INPUT, first, "input_quant")}
-        for p in steps:
-            xs = [self.quant(tensors[src], rq, f"{p.node.name}_in{i}") for i, (src, rq) in
-                  enumerate(zip(p.node.inputs, p.before, strict=True))]  # fmt: skip
-            tensors[p.node.name] = self.node(xs, p)
-        out = tensors[g.output.name]
+        out = walk(g, INPUT, self.quant, self.node, "input_quant")
         if len(g.output.shape) > 1:
             out = self.add({"op": "flatten", "name": "flatten"}, [out])
         if g.has_argmax:

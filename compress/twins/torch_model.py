@@ -20,6 +20,7 @@ outputs before a final softmax, ``forward`` after it, as flat rows
 
 import itertools
 import math
+from typing import Any
 
 import brevitas.nn as qnn
 import torch
@@ -27,7 +28,7 @@ import torch.nn.functional as F  # noqa: N812
 from brevitas.inject.enum import FloatToIntImplType, ScalingImplType
 from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint
 from brevitas.quant.fixed_point import Int8BiasPerTensorFixedPointInternalScaling
-from torch import nn
+from torch import Tensor, nn
 
 CHANNELS_FIRST = ("conv", "max_pool")  # steps whose torch layer takes the channels first
 
@@ -48,22 +49,24 @@ class ConstAct(Int8ActPerTensorFixedPoint):
     scaling_min_val = None
 
 
-def threshold(q):  # divided by 2**(bits - signed) (PowerOfTwoIntScaling) it is the scale 2**-frac
+def threshold(
+    q: dict[str, Any],
+) -> float:  # divided by 2**(bits - signed) (PowerOfTwoIntScaling) it is the scale 2**-frac
     return math.ldexp(1.0, q["bits"] - int(q["signed"]) - q["frac"])
 
 
-def param_quant(prefix, q):
+def param_quant(prefix: str, q: dict[str, Any]) -> dict[str, Any]:
     kw = dict(bit_width=q["bits"], scaling_const=threshold(q), signed=q["signed"], narrow_range=q["narrow"])
     return {f"{prefix}_{k}": v for k, v in kw.items()}
 
 
-def act_quant(q):
+def act_quant(q: dict[str, Any]) -> dict[str, Any]:
     top, rounding = threshold(q), getattr(FloatToIntImplType, q["rounding"])
     return dict(act_quant=ConstAct, bit_width=q["bits"], max_val=top, min_val=-top if q["signed"] else 0.0,
                 signed=q["signed"], narrow_range=q["narrow"], float_to_int_impl_type=rounding)  # fmt: skip
 
 
-def fixed_quant(x, t):
+def fixed_quant(x: Tensor, t: dict[str, Any]) -> Tensor:
     """``x`` (any float) converted to the fixed-point type ``t``; every step is exact in float64."""
     frac = t["width"] - t["integer"]
     scaled = x * 2.0**frac
@@ -97,7 +100,7 @@ def fixed_quant(x, t):
     return r * 2.0**-frac
 
 
-def flat_pads(pads, channels_last):
+def flat_pads(pads: list[list[int]], channels_last: bool) -> list[int]:
     """F.pad's list (last axis first) for padding (before, after) of each spatial axis."""
     flat = [v for a, b in reversed(pads) for v in (a, b)]
     return [0, 0, *flat] if channels_last else flat
@@ -106,23 +109,23 @@ def flat_pads(pads, channels_last):
 class FixedQuant(nn.Module):
     """Re-quantisation to a fixed-point type, every rounding and overflow mode."""
 
-    def __init__(self, fixed):
+    def __init__(self, fixed: dict[str, Any]) -> None:
         super().__init__()
         self.fixed = dict(fixed)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return fixed_quant(x, self.fixed)
 
 
 class TableLookup(nn.Module):
     """``table[q - min]`` where ``q`` is the input quantised to the ``index`` type."""
 
-    def __init__(self, index, size):
+    def __init__(self, index: dict[str, Any], size: int) -> None:
         super().__init__()
         self.index = dict(index)
         self.register_buffer("table", torch.zeros(size, dtype=torch.float64))
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         t = self.index
         lowest = -(2 ** (t["width"] - 1)) if t["signed"] else 0
         position = fixed_quant(x, t) * 2.0 ** (t["width"] - t["integer"]) - lowest  # an exact integer
@@ -133,13 +136,21 @@ class TruncAvgPool(nn.Module):
     """The window's sum (zero padding) on the accumulator's grid, its overflow when ``overflow``, divided by
     ``divisors`` (one per output position) truncated toward zero."""
 
-    def __init__(self, kernel, stride, pads, divisors, accum, overflow):
+    def __init__(
+        self,
+        kernel: list[int],
+        stride: list[int],
+        pads: list[list[int]],
+        divisors: list[Any],
+        accum: dict[str, Any],
+        overflow: bool,
+    ) -> None:
         super().__init__()
         self.kernel, self.stride, self.pads = list(kernel), list(stride), [list(p) for p in pads]
         self.accum, self.overflow = dict(accum), bool(overflow)
         self.register_buffer("divisors", torch.tensor(divisors, dtype=torch.float64), persistent=False)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         xp = F.pad(x, flat_pads(self.pads, True))
         total = None
         out = self.divisors.shape  # output positions
@@ -154,7 +165,7 @@ class TruncAvgPool(nn.Module):
 
 
 class Add(nn.Module):
-    def forward(self, *xs):
+    def forward(self, *xs: Tensor) -> Tensor:
         total = xs[0]
         for x in xs[1:]:
             total = total + x
@@ -162,38 +173,38 @@ class Add(nn.Module):
 
 
 class Concat(nn.Module):
-    def __init__(self, axis):
+    def __init__(self, axis: int) -> None:
         super().__init__()
         self.axis = axis
 
-    def forward(self, *xs):
+    def forward(self, *xs: Tensor) -> Tensor:
         return torch.cat(xs, dim=self.axis + 1 if self.axis >= 0 else self.axis)
 
 
 class Reshape(nn.Module):
-    def __init__(self, target):
+    def __init__(self, target: list[int]) -> None:
         super().__init__()
         self.target = list(target)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], *self.target)
 
 
 class ZeroPad(nn.Module):
-    def __init__(self, pads):
+    def __init__(self, pads: list[list[int]]) -> None:
         super().__init__()
         self.pads = [list(p) for p in pads]
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.pad(x, flat_pads(self.pads, True))
 
 
 class Crop(nn.Module):
-    def __init__(self, crops):
+    def __init__(self, crops: list[list[int]]) -> None:
         super().__init__()
         self.crops = [list(c) for c in crops]
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         index = [slice(a, x.shape[i + 1] - b) for i, (a, b) in enumerate(self.crops)]
         return x[(slice(None), *index)]
 
@@ -201,17 +212,17 @@ class Crop(nn.Module):
 class Upsample(nn.Module):
     """Nearest-neighbour: every element repeated ``factors[i]`` times along spatial axis i."""
 
-    def __init__(self, factors):
+    def __init__(self, factors: list[int]) -> None:
         super().__init__()
         self.factors = list(factors)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         for axis, f in enumerate(self.factors, start=1):
             x = torch.repeat_interleave(x, f, dim=axis)
         return x
 
 
-def _layer(spec):
+def _layer(spec: dict[str, Any]) -> nn.Module:
     op = spec["op"]
     if op in ("linear", "conv"):
         weight, bias = spec["weight"], spec.get("bias")
@@ -253,7 +264,13 @@ def _layer(spec):
 class Twin(nn.Module):
     """The steps of ``layers`` in order; ``output`` names the logits (default: the last step before a softmax)."""
 
-    def __init__(self, layers, dtype="float64", input_shape=None, output=None):
+    def __init__(
+        self,
+        layers: list[dict[str, Any]],
+        dtype: str = "float64",
+        input_shape: list[int] | None = None,
+        output: str | None = None,
+    ) -> None:
         super().__init__()
         self.steps = [dict(spec) for spec in layers]
         self.input_shape = None if input_shape is None else list(input_shape)
@@ -263,7 +280,7 @@ class Twin(nn.Module):
         self.to(getattr(torch, dtype))
         self.eval()
 
-    def logits(self, x):
+    def logits(self, x: Tensor) -> Tensor:
         if self.input_shape is not None and len(self.input_shape) > 1:
             x = x.reshape(-1, *self.input_shape)
         values, last = {"input": x}, "input"
@@ -281,7 +298,7 @@ class Twin(nn.Module):
             last = spec["name"]
         return values[self.output or last]
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         y = self.logits(x)
         for spec in self.steps:
             if spec["op"] == "softmax":
