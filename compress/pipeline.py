@@ -229,7 +229,7 @@ def _twin(
     graph: Graph, device: str, twin_dir: Path, x_float: np.ndarray, dataset: Dataset | None, progress: Progress
 ) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
     """Build and run the framework twin; returns (report entry, outputs, test-set outputs)."""
-    from .twin import build_and_run_twin
+    from .twins import build_and_run_twin
 
     with progress.step("twin", "building the framework twin and running it"):
         return build_and_run_twin(graph, device, twin_dir, x_float, dataset.x_test if dataset is not None else None)

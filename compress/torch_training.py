@@ -26,7 +26,7 @@ import numpy as np
 from .data import Dataset
 from .fixed import integer_bits_for
 from .prune import check_target, prune_count
-from .twin_torch import constant_layers, write_model
+from .twins.brevitas_file import constant_layers, write_model
 
 Progress = Callable[[str], None] | None
 BATCH_SIZE = 32

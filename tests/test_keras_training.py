@@ -141,7 +141,7 @@ def test_qat_keeps_masks_and_accuracy(
 
 
 def test_qat_model_verifies_bit_exact(digits: Dataset, qat: tuple[Any, list[str]], tmp_path: Path) -> None:
-    from mlinfn_compress.twin_keras import build_twin, twin_logits
+    from mlinfn_compress.twins.keras import build_twin, twin_logits
 
     path = tmp_path / "qat.h5"
     qat[0].save(path, include_optimizer=False)

@@ -13,7 +13,7 @@ from mlinfn_compress.fixed import FixedType, quantize, to_float
 from mlinfn_compress.frontends import load_model
 from mlinfn_compress.ir import Graph
 from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
-from mlinfn_compress.twin_keras import build_twin, float64_backend, load_twin, save_twin, twin_logits
+from mlinfn_compress.twins.keras import build_twin, float64_backend, load_twin, save_twin, twin_logits
 
 
 def quantised_graph(path: Path, weight_bits: int, act_bits: int) -> Graph:
@@ -112,20 +112,33 @@ def test_twin_of_small_weights_and_activations(tmp_path: Path) -> None:
     assert (twin_logits(twin, x) == gold).all()
 
 
-def test_inexpressible_types_are_refused(float_mlp: Path) -> None:
+def test_types_qkeras_cannot_express_get_the_twins_own_quantiser(float_mlp: Path) -> None:
+    """Floor rounding, wrap-around and a negative integer part: ``FixedQuant`` layers, still bit-exact."""
     g = quantised_graph(float_mlp, 8, 16)
     relu = next(n for n in g.nodes if n.kind == "relu")
     assert relu.result_type is not None
     relu.result_type = relu.result_type.with_modes("TRN", "SAT")
-    with pytest.raises(ValueError, match=f"node '{relu.name}' \\(relu\\).*RND_CONV"):
-        build_twin(g)
-    g = quantised_graph(float_mlp, 8, 16)
     g.input_type = FixedType(16, 6, True, "RND_CONV", "WRAP")
-    with pytest.raises(ValueError, match="input.*cannot be expressed"):
-        build_twin(g)
-    g = quantised_graph(float_mlp, 8, 16)
     g.output.result_type = FixedType(8, -1, True, "RND_CONV", "SAT")
-    with pytest.raises(ValueError, match="negative integer part"):
+    x_int = quantize(default_inputs(2000, g.input_size, seed=5), g.input_type)
+    gold = to_float(golden.run(g, x_int)["logits"], g.output.result_type.frac)
+    twin = build_twin(g)
+    own = [layer.name for layer in twin.layers if type(layer).__name__ == "FixedQuant"]
+    assert own == ["input_q", f"{relu.name}_q", f"{g.output.name}_q"]
+    assert (twin_logits(twin, to_float(x_int, g.input_type.frac)) == gold).all()
+    assert len(np.unique(gold)) > 50 and (gold == -0.25).any()  # saturated at the bottom of fixed<8,-1>
+    wrapped = FixedType(16, 6, True, "RND_CONV", "WRAP")  # an input beyond the range wraps around
+    assert (
+        twin_logits(twin, np.full((1, g.input_size), 32.0)).tolist()
+        == twin_logits(twin, to_float(np.full((1, g.input_size), wrapped.min_int), wrapped.frac)).tolist()
+    )
+
+
+def test_accumulator_too_wide_for_float64_is_refused(float_mlp: Path) -> None:
+    g = load_model(float_mlp).graph
+    g.nodes[0].weight_type = FixedType(40, 2, True, "RND_CONV", "SAT")  # kept by quantise
+    quantise(g, QuantConfig(weight_bits=24, act_bits=24), default_inputs(4096, g.input_size))
+    with pytest.raises(ValueError, match=r"node '.*' \(dense\): accumulator fixed<.*> is too wide for exact float64"):
         build_twin(g)
 
 
@@ -133,7 +146,7 @@ def test_quantized_bits_in_float64_rounds_half_even_and_saturates() -> None:
     """What the twin rests on: QKeras's quantiser equals fixed.quantize exactly in float64."""
     import tensorflow as tf
 
-    from mlinfn_compress.twin_keras import _bits
+    from mlinfn_compress.twins.keras import _bits
 
     rng = np.random.default_rng(0)
     for t in (FixedType(16, 6, True, "RND_CONV", "SAT"), FixedType(30, 20, False, "RND_CONV", "SAT")):

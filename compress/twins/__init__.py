@@ -1,4 +1,10 @@
-"""The framework twin: the compressed model as a framework model that matches the hardware."""
+"""The framework twin: the compressed model as a framework model that matches the hardware.
+
+``build_and_run_twin`` saves the twin of a quantised graph (a QKeras model for
+Keras and QKeras sources, a Brevitas model for PyTorch and Brevitas ones) and
+runs it.  ``plan`` holds what both twins compute for every node and the proof
+that float64 computes it exactly; ``keras`` and ``torch`` build the models.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UserError
-from .ir import Graph
+from ..errors import UserError
+from ..ir import Graph
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def _tf_device(device: str) -> str:
-    """The TensorFlow device to run on, with TF32 off on GPUs."""
-    from .tfkeras import tensorflow
+def _tf_device(device: str, convolutions: bool) -> str:
+    """The TensorFlow device to run on, with TF32 off on GPUs (convolutions: the CPU, see ``twins.keras``)."""
+    from ..tfkeras import tensorflow
 
     tf = tensorflow()
     gpus = tf.config.list_physical_devices("GPU")
     if device == "cuda" and not gpus:
         raise UserError("--device cuda: TensorFlow sees no GPU on this machine; use --device auto or cpu")
-    if gpus and device != "cpu":
+    if gpus and device != "cpu" and not convolutions:
         tf.config.experimental.enable_tensor_float_32_execution(False)
         return "/GPU:0"
     return "/CPU:0"
@@ -30,35 +36,36 @@ def _tf_device(device: str) -> str:
 def build_and_run_twin(
     graph: Graph, device: str, twin_dir: Path, x: np.ndarray, x_test: np.ndarray | None
 ) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
-    """Save the twin under ``twin_dir`` and run it on ``x`` (and ``x_test``).
+    """Save the twin under ``twin_dir`` and run it on ``x`` (and ``x_test``): (N, *input_shape) or flat rows.
 
-    Returns (report entry, outputs on x, outputs on x_test); outputs are None
-    when the graph cannot be expressed as a framework model.
+    Returns (report entry, outputs on x, outputs on x_test), outputs as flat
+    float64 rows (N, output_size); outputs are None when float64 cannot
+    compute the graph exactly (the entry's ``reason`` says where).
     """
     if device not in DEVICES:
         raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     if graph.framework in ("torch", "brevitas"):
         return _torch_twin(graph, device, twin_dir, x, x_test)
-    from . import twin_keras
-    from .tfkeras import framework_warnings_hidden
+    from ..tfkeras import framework_warnings_hidden
+    from . import keras
 
-    tf_device = _tf_device(device)
+    tf_device = _tf_device(device, keras.has_convolutions(graph))
     try:
         with framework_warnings_hidden():
-            path = twin_keras.save_twin(graph, twin_dir / "model.h5")
+            path = keras.save_twin(graph, twin_dir / "model.h5")
     except ValueError as e:
         return {"framework": "qkeras", "path": None, "reason": str(e)}, None, None
     import tensorflow as tf
 
     with tf.device(tf_device), framework_warnings_hidden():
-        model = twin_keras.load_twin(path)
-        out = twin_keras.twin_logits(model, x)
-        test = twin_keras.twin_logits(model, x_test) if x_test is not None else None
+        model = keras.load_twin(path)
+        out = keras.twin_logits(model, x)
+        test = keras.twin_logits(model, x_test) if x_test is not None else None
     info = {
         "framework": "qkeras",
         "path": f"twin/{path.name}",
-        "load_with": "mlinfn_compress.twin_keras.load_twin(path) for float64 (exact); "
-        "qkeras.utils.load_qmodel(path) loads it in float32",
+        "load_with": "mlinfn_compress.twins.keras.load_twin(path) for float64 (exact); "
+        "qkeras.utils.load_qmodel(path) loads a twin of QKeras layers only in float32",
         "device": tf_device,
         "float": "float64",
         "reason": None,
@@ -77,7 +84,7 @@ def _torch_device(device: str) -> str:
 def _torch_twin(
     graph: Graph, device: str, twin_dir: Path, x: np.ndarray, x_test: np.ndarray | None
 ) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
-    from . import twin_torch
+    from . import torch as twin_torch
 
     torch_device = _torch_device(device)
     try:
@@ -92,7 +99,7 @@ def _torch_twin(
         "path": f"twin/{saved['state_dict']}",
         "model_class": f"twin/{saved['model_class']}",
         "model_args": "twin/twin.json",
-        "load_with": "mlinfn_compress.twin_torch.load_twin(OUTDIR/twin)",
+        "load_with": "mlinfn_compress.twins.torch.load_twin(OUTDIR/twin)",
         "device": torch_device,
         "float": "float64, TF32 off",
         "reason": None,
