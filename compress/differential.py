@@ -8,9 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from . import golden
-from .ir import Graph
+from .fixed import to_float
+from .ir import INPUT, Graph
 
-BACKENDS = ("vhdl",)
+
+def _on_grid(values: np.ndarray, graph: Graph) -> np.ndarray:
+    """Float outputs as integers of the output type (a value off the grid stays a float and differs)."""
+    scaled = np.ldexp(np.asarray(values, dtype=np.float64), graph.output.result_type.frac)  # type: ignore[union-attr]
+    return np.where(scaled == np.round(scaled), scaled, np.nan)
+
+
+BACKENDS = ("vhdl", "qkeras_twin", "brevitas_twin")
 
 
 def check_backends(
@@ -28,6 +36,18 @@ def check_backends(
 
             d = render(graph, out / "vhdl", out / "sim")
             got = simulate(d.files, d.testbench, d.top, x_int, d.n_out, d.argmax, out / "work").logits
+        elif backend == "qkeras_twin":
+            from .twins import keras
+
+            with keras.float64_backend():
+                model = keras.build_twin(graph)
+            got = _on_grid(keras.twin_logits(model, to_float(x_int, graph.type_of(INPUT).frac)), graph)
+        elif backend == "brevitas_twin":
+            from .twins import torch
+
+            torch.save_twin(graph, out)
+            model = torch.load_twin(out)
+            got = _on_grid(torch.twin_logits(model, to_float(x_int, graph.type_of(INPUT).frac)), graph)
         else:
             raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
         result[backend] = (
