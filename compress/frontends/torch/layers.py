@@ -54,7 +54,7 @@ def linear(tr: Translator, call: Call, xs: list[Value]) -> Value:
         return w.T if order is None else w.T[order]
 
     node, frac = _cmvm(tr, call, x, matrix, None, "dense")
-    if len(v.shape) == 1:
+    if len(v.shape) == 1:  # a batch norm after it normalises its output columns
         _may_fold(tr, call, node)
     return brevitas.output_quant(tr, call, Value(node.name, (*v.shape[:-1], node.n_out), frac=frac))
 
@@ -103,9 +103,9 @@ def _cmvm(
 
 
 def _may_fold(tr: Translator, call: Call, node: Linear) -> None:
-    """Remember a float CMVM read by one layer only: a batch norm after it folds into it."""
+    """Remember a float CMVM read by one layer only: a batch norm reading its output folds into it."""
     if call.users == 1 and node.weight_type is None:
-        tr.folds[node.name] = node
+        tr.folds[call.out] = node
 
 
 def batch_norm(tr: Translator, call: Call, xs: list[Value]) -> Value:
@@ -121,8 +121,8 @@ def batch_norm(tr: Translator, call: Call, xs: list[Value]) -> Value:
     shift = -mean * scale + (_array(m.bias) if m.bias is not None else 0.0)
     tr.parameters += 2 * len(mean) if m.weight is not None else 0
     tr.exact = False
-    prev = tr.folds.pop(v.tensor, None)
-    if prev is not None:
+    prev = tr.folds.pop(call.inputs[0], None)  # the very value a float Linear / convolution computed
+    if prev is not None and prev.name == v.tensor:
         prev.weight = prev.weight * scale[None, :]
         prev.bias = prev.bias * scale + shift
         prev.source += f"+{call.cls}"

@@ -77,7 +77,7 @@ class Translator:
         self.exact = True  # every format comes from the model
         self.brevitas = False
         self.parameters = 0
-        self.folds: dict[str, Any] = {}  # IR tensor of a float Linear -> that node (batch norm may fold into it)
+        self.folds: dict[str, Any] = {}  # value of a float Linear / convolution -> its node (a batch norm may fold)
         self.call: Call | None = None  # the call being translated
         self._final_kind = ""
 
@@ -202,6 +202,8 @@ class Translator:
             if call.out == final:
                 continue
             if call.kind == "meta":
+                if call.out in self.shapes:  # indexing or slicing a tensor
+                    raise self.reject()
                 continue  # a size or shape: read by views, which take their shape from the probe
             tensors = [i for i in call.inputs if i in self.values]
             if len(tensors) != len(call.inputs) and call.kind != "reshape" or not tensors:
