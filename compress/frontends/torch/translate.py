@@ -189,7 +189,7 @@ class Translator:
             if any(i in seen for i in call.inputs):
                 if call.kind in ELEMENTWISE:
                     seen.add(call.out)
-                else:
+                elif call.kind != "meta":  # x.size(0) reads no data
                     first.add(call.kind)
         return first == {"linear"}
 
