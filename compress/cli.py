@@ -75,6 +75,17 @@ def fraction_below_one(text: str) -> float:
 BITS = int_in(2, 24)
 
 
+def shape_type(text: str) -> tuple[int, ...]:
+    """An argparse type: positive integers separated by commas (a tensor shape without the batch axis)."""
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if not 1 <= len(shape) <= 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 to 3 positive integers separated by commas, got {text!r}")
+    return shape
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mlinfn-compress",
@@ -103,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-args",
         metavar="JSON",
         help="JSON object of keyword arguments for --model-class, e.g. '{\"hidden\": 32}' (default: no arguments)",
+    )
+    p.add_argument(
+        "--input-shape",
+        type=shape_type,
+        metavar="C,H,W",
+        help="one input sample's shape as a PyTorch model takes it, without the batch axis, e.g. 1,28,28 "
+        "(default: read from the model; needed when its first layer takes any size, as a convolution does)",
     )
     p.add_argument(
         "--prune",
@@ -203,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             weights=args.weights,
             model_class=args.model_class,
             model_args=model_args,
+            input_shape=args.input_shape,
             force=args.force,
             compression=CompressOptions(args.prune, args.prune_scope, args.qat, args.epochs),
             data=args.data,

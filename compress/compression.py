@@ -84,6 +84,7 @@ def _finetune(
     else:
         from . import torch_training as training  # type: ignore[no-redef]
     model = loaded.model
+    dataset = loaded.model_dataset(dataset)  # the trainers feed the framework's model its own layout
     masks = None
     if opts.prune > 0:
         epochs = opts.epochs or DEFAULT_PRUNE_EPOCHS
@@ -109,30 +110,21 @@ def _finetune(
             "act_bits": quant.act_bits,
             "epochs": epochs,
         }
-    reloaded = _reload(model, keras, opts.qat, workdir)
+    reloaded = _reload(model, loaded, keras, workdir)
     reloaded.graph.source_path = loaded.graph.source_path
     reloaded.graph.name = loaded.graph.name
     reloaded.graph.parameters = loaded.graph.parameters
     return reloaded, info
 
 
-def _reload(model: Any, keras: bool, quantised: bool, workdir: Path) -> LoadedModel:
-    """Save the fine-tuned model and read it back through its frontend."""
+def _reload(model: Any, loaded: LoadedModel, keras: bool, workdir: Path) -> LoadedModel:
+    """Read the fine-tuned model back through its frontend (a Keras model saved first)."""
     if keras:
         from .frontends import keras as keras_frontend
 
         path = workdir / "compressed.h5"
         model.save(path, include_optimizer=False)
         return keras_frontend.load(path)
-    import torch
-
     from .frontends import torch as torch_frontend
 
-    if quantised:
-        from .torch_training import save_brevitas
-
-        path, spec, args = save_brevitas(model, workdir / "compressed")
-        return torch_frontend.load(path, spec, args)
-    path = workdir / "compressed.pt"
-    torch.save(model, path)
-    return torch_frontend.load(path)
+    return torch_frontend.from_module(model, Path(loaded.graph.source_path), loaded.model_input_shape)

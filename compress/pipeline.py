@@ -46,6 +46,7 @@ class RunOptions:
     weights: Path | None = None
     model_class: str | None = None
     model_args: dict[str, Any] | None = None
+    input_shape: tuple[int, ...] | None = None
     force: bool = False
     quant: QuantConfig = field(default_factory=QuantConfig)
     compression: CompressOptions = field(default_factory=CompressOptions)
@@ -100,10 +101,11 @@ def compress(opts: RunOptions) -> int:
     check_outdir(opts.outdir, opts.force)
     ghdl_path()
     with progress.step("load", f"loading {opts.model}"):
-        original = load_model(opts.model, opts.weights, opts.model_class, opts.model_args)
-    in_shape, n_out = original.graph.input_shape, original.graph.output_size
-    calib = load_calibration(opts.calibration, in_shape) if opts.calibration else None
-    dataset = load_dataset(opts.data, in_shape, n_out) if opts.data else None
+        original = load_model(opts.model, opts.weights, opts.model_class, opts.model_args, opts.input_shape)
+    # --calibration and --data hold samples as the model takes them: converted to the IR's layout here, once
+    in_shape, n_out = original.model_input_shape, original.graph.output_size
+    calib = original.ir_inputs(load_calibration(opts.calibration, in_shape)) if opts.calibration else None
+    dataset = original.ir_dataset(load_dataset(opts.data, in_shape, n_out)) if opts.data else None
     outdir = opts.outdir
     outdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
@@ -189,6 +191,9 @@ def _run(
         outputs["note"] = SIGMOID_NOTE
     latency = design.latency if design is not None else None
     report = build_report(graph, opts.target, latency, verification.to_json(), quant_info, outputs, progress.timings)
+    if loaded.input_layout is not None and loaded.output_layout is not None:  # the framework's own shapes
+        report["model"]["framework_input_shape"] = list(loaded.input_layout.model_shape)
+        report["model"]["framework_output_shape"] = list(loaded.output_layout.model_shape)
     if project is not None:
         report["hls"] = {"path": "hls/", "backend": project.backend, "project": project.project_name}
     if opts.synth and design is not None:

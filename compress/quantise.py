@@ -35,6 +35,7 @@ from .ir import (
     Pool,
     Reshape,
     Table,
+    Transpose,
     Upsample,
 )
 
@@ -229,6 +230,7 @@ class _Pass:
             Pad: self.passthrough,
             Crop: self.passthrough,
             Upsample: self.passthrough,
+            Transpose: self.passthrough,
         }
         for node in self.graph.nodes:
             if isinstance(node, Cast):

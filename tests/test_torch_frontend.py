@@ -257,15 +257,15 @@ def test_final_sigmoid_is_left_to_the_user(tmp_path: Path) -> None:
     assert (lm.reference(x) == before).all()
     followed = tmp_path / "followed.pt"
     torch.save(nn.Sequential(nn.Linear(16, 4), nn.Sigmoid(), nn.Linear(4, 1)), followed)
-    with pytest.raises(UnsupportedLayer, match=r"followed\.pt: '2' \(Linear\) follows the sigmoid; it must be last"):
-        load_model(followed)
+    inside = load_model(followed).graph  # a sigmoid inside the network is a lookup table
+    assert [n.kind for n in inside.nodes] == ["dense", "sigmoid", "dense"] and inside.output_activation is None
 
 
 def test_unsupported_layers(tmp_path: Path) -> None:
-    conv = tmp_path / "conv.pt"
-    torch.save(nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(28, 4)), conv)
-    with pytest.raises(UnsupportedLayer, match=r"conv\.pt: module '0' \(Conv1d\) is not supported; supported: Linear"):
-        load_model(conv)
+    norm = tmp_path / "norm.pt"
+    torch.save(nn.Sequential(nn.Linear(8, 4), nn.LayerNorm(4), nn.Linear(4, 2)), norm)
+    with pytest.raises(UnsupportedLayer, match=r"norm\.pt: module '1' \(LayerNorm\) is not supported; supported: Lin"):
+        load_model(norm)
 
 
 # ---- Brevitas -------------------------------------------------------------------------

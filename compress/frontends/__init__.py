@@ -17,11 +17,13 @@ def load_model(
     weights: Path | None = None,
     model_class: str | None = None,
     model_args: dict[str, Any] | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> LoadedModel:
     """Load a model file with the frontend its suffix names.
 
     ``model_class`` ("file.py:ClassName") and ``model_args`` (its constructor's
-    keyword arguments) build the model a PyTorch state_dict belongs to.
+    keyword arguments) build the model a PyTorch state_dict belongs to;
+    ``input_shape`` is one sample as a PyTorch model takes it (channels first).
     """
     if not path.exists():
         raise UserError(f"{path}: no such model file")
@@ -31,6 +33,8 @@ def load_model(
     if suffix in KERAS_SUFFIXES:
         if model_class is not None or model_args:
             raise UserError(f"{path}: --model-class and --model-args apply only to PyTorch models (.pt, .pth, .pkl)")
+        if input_shape is not None:
+            raise UserError(f"{path}: --input-shape applies only to PyTorch models; a Keras model fixes its own")
         from . import keras
 
         return keras.load(path, weights)
@@ -42,7 +46,7 @@ def load_model(
             )
         from . import torch
 
-        return torch.load(path, model_class, model_args)
+        return torch.load(path, model_class, model_args, input_shape)
     raise UserError(
         f"{path}: unsupported model format '{path.suffix}'; supported: Keras/QKeras .h5, .keras, or architecture "
         ".json with --weights; PyTorch/Brevitas .pt, .pth, .pkl (whole model, or state_dict with --model-class), "

@@ -3,7 +3,7 @@
 from .elementwise import TABLE_FUNCTIONS, Add, Cast, Clip, LeakyRelu, Table, align
 from .graph import INPUT, IR_VERSION, Graph, UniqueNames
 from .linear import Linear
-from .movement import Concat, Crop, Pad, Reshape, Upsample
+from .movement import Concat, Crop, Pad, Reshape, Transpose, Upsample
 from .node import IRError, Node, Op, Shape
 from .pool import Pool
 from .window import Window, patches
@@ -28,6 +28,7 @@ __all__ = [
     "Reshape",
     "Shape",
     "Table",
+    "Transpose",
     "UniqueNames",
     "Upsample",
     "Window",

@@ -1,4 +1,4 @@
-"""Operations that move data without arithmetic: reshape, padding, cropping, up-sampling, concatenation.
+"""Operations that move data without arithmetic: reshape, transpose, padding, cropping, up-sampling, concatenation.
 
 Their result type is their input's (concatenation: one type holding every
 input exactly, or a re-quantisation to the node's result type).
@@ -134,6 +134,27 @@ class Upsample(_Move):
 
     def after_load(self) -> None:
         self.factors = tuple(int(f) for f in self.factors)
+
+
+@register
+@dataclass(kw_only=True)
+class Transpose(_Move):
+    """A permutation of the tensor's axes: output axis i is input axis ``axes[i]`` (batch axis excluded)."""
+
+    op = Op.TRANSPOSE
+    axes: tuple[int, ...] = ()
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        (shape,) = in_shapes
+        if sorted(self.axes) != list(range(len(shape))):
+            raise IRError(f"node '{self.name}': axes {self.axes} are not a permutation of the axes of {shape}")
+        return tuple(shape[a] for a in self.axes)
+
+    def move(self, x: np.ndarray) -> np.ndarray:
+        return x.transpose(0, *(a + 1 for a in self.axes))
+
+    def after_load(self) -> None:
+        self.axes = tuple(int(a) for a in self.axes)
 
 
 @register

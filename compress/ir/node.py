@@ -38,6 +38,7 @@ class Op(StrEnum):
     PAD = "pad"  # zero padding of the spatial axes
     CROP = "crop"
     UPSAMPLE = "upsample"  # nearest-neighbour repetition of the spatial axes
+    TRANSPOSE = "transpose"  # permutation of the axes (channels-first data made channels-last)
 
 
 class IRError(ValueError):
