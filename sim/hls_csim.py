@@ -77,12 +77,13 @@ def _firmware(project: HlsProject) -> Path:
 def written_precisions(project: HlsProject) -> dict[str, dict[str, FixedType | None]]:
     """Each layer's precisions as the project's C++ files declare them now.
 
-    Follows the top function's calls (``nnet::dense<in_t, out_t, configN>``:
-    N is the layer's index), the type of the variable each call writes
-    (``layerN_out``, declared in the top function or its header), the
-    ``configN`` structs of ``parameters.h`` and the typedefs of ``defines.h``.
-    None marks a type that is not fixed-point.  A layer whose call is missing
-    is a CSimError: hls4ml wrote no code for it.
+    Follows the top function: the type of the variable each layer writes
+    (``layerN_out``, declared in the top function or its header), the first
+    ``nnet::`` call that takes that variable (the layer's own: every other
+    reads it later), the config struct named last in that call's template
+    arguments (in ``parameters.h``) and the typedefs of ``defines.h``.  None
+    marks a type that is not fixed-point.  A layer without a call is a
+    CSimError: hls4ml wrote no code for it.
     """
     fw = _firmware(project)
     typedefs = {name: text for text, name in _TYPEDEF.findall((fw / "defines.h").read_text())}
@@ -98,11 +99,7 @@ def written_precisions(project: HlsProject) -> dict[str, dict[str, FixedType | N
     declared = {var: t for t, var in _DECL.findall(top + (header.read_text() if header.exists() else ""))}
     aliases = dict(_ALIAS.findall(top))
     structs = {name: _fields(body) for name, body in _STRUCT.findall((fw / "parameters.h").read_text())}
-    by_index: dict[int, str] = {}
-    for targs, _ in _CALL.findall(top):
-        config = targs.split(",")[-1].strip()
-        if m := re.search(r"config(\d+)$", config):
-            by_index[int(m.group(1))] = config
+    calls = [(targs.split(",")[-1].strip(), set(re.findall(r"\w+", args))) for targs, args in _CALL.findall(top)]
 
     def var_type(var: str) -> FixedType | None:
         while var in aliases:
@@ -116,14 +113,16 @@ def written_precisions(project: HlsProject) -> dict[str, dict[str, FixedType | N
         if layer.ir_node == "input":
             out[layer.name] = {"result": var_type(layer.name)}
             continue
-        result = var_type(f"layer{layer.index}_out")
+        var = (layer.output or f"layer{layer.index}_out").split(".")[-1]  # Quartus: outputs.layerN_out
+        result = var_type(var)
         if layer.class_name == "Reshape":  # io_parallel: the output aliases the input, no call
             out[layer.name] = {"result": result}
             continue
-        if layer.index not in by_index:
-            raise CSimError(f"{fw}: no call of layer '{layer.name}' (config{layer.index}) in the top function")
-        found = {f.removesuffix("_t"): resolve(t) for f, t in structs.get(by_index[layer.index], {}).items()}
-        out[layer.name] = {**found, "result": result}
+        config = next((cfg for cfg, names in calls if var in names), None)
+        if config is None:
+            raise CSimError(f"{fw}: no call of layer '{layer.name}' (writing {var}) in the top function")
+        out[layer.name] = {**{f.removesuffix("_t"): resolve(t) for f, t in structs.get(config, {}).items()}}
+        out[layer.name]["result"] = result
     return out
 
 

@@ -96,7 +96,7 @@ class LayerSpec:
         for role, t in self.precisions.items():
             if role in _PRECISION_ROLES:
                 out["Precision"][role] = hls_type(t)
-            if role not in ("result", "accum", "weight", "bias"):
+            if role not in ("result", "accum", "weight", "bias") and not role.endswith("_prec"):
                 out[f"{role}_t"] = hls_type(t)
         return out
 
@@ -213,6 +213,9 @@ class _Builder:
         b = to_float(np.asarray(node.bias_int), node.bias_type.frac)
         lo, hi, mag = node.bounds(x_t)
         if node.label == "batchnorm" and node.window is None and self._diagonal(node):
+            if not np.any(b) and np.all(np.diag(w) == 1.0):  # hls4ml removes a batch norm that does nothing
+                self.cast_to(node, self.source(node), x_t, node.result_type, None)
+                return
             if node.accum_type.min_int <= lo and hi <= node.accum_type.max_int:
                 # hls4ml's batch norm computes x * scale + bias exactly: right while the accumulator cannot overflow
                 prec = {"scale": node.weight_type, "bias": node.bias_type, "result": node.result_type}
@@ -276,7 +279,8 @@ class _Builder:
         if (node.lo, node.hi) == (-1.0, 1.0):
             # hard_tanh: 2 * clip(x / 2 + 1/2, 0, 1) - 1, exact with slope and shift 1/2
             half = FixedType(1, 0, False)
-            self.layer(node, "HardActivation", [src], {"result": res, "table": res, "slope": half, "shift": half},
+            prec = {"result": res, "table": res, "slope": half, "shift": half, "slope_prec": half, "shift_prec": half}
+            self.layer(node, "HardActivation", [src], prec,
                      activation="hard_tanh", slope=0.5, shift=0.5, slope_prec=_hls4ml_type(half),
                      shift_prec=_hls4ml_type(half))  # fmt: skip
             return
@@ -300,6 +304,10 @@ class _Builder:
             assert node.hi is not None
             hi = const_int(node.hi, frac)
             steps += [(-1, hi), (-1, hi)]
+        if steps[0] == (1, 0):  # lo = 0: the first step is an identity (hls4ml would remove it)
+            steps = steps[1:]
+            src = self.layer(node, "Activation", [src], {"result": x_t, "table": x_t}, "relu0", activation="relu")
+            lo_v, hi_v = max(lo_v, 0), max(hi_v, 0)
         n = math.prod(self.shape(node.inputs[0]))
         for k, (scale, bias) in enumerate(steps):
             lo_v, hi_v = sorted((scale * lo_v + bias, scale * hi_v + bias))
@@ -437,7 +445,7 @@ class _Builder:
     def softmax(self, node: Softmax) -> None:
         shape = self.shape(node.inputs[0])
         n = shape[-1]
-        prec = node.hls_types()
+        prec = node.types()
         self.layer(node, "Softmax", [self.source(node)], dict(prec, table=prec["exp_table"]), activation="softmax",
                  implementation="stable", axis=-1, n_in=math.prod(shape), n_outer=math.prod(shape) // n, n_inner=1,
                  exp_table_size=node.exp_table_size, inv_table_size=node.inv_table_size,
@@ -448,6 +456,29 @@ def _hls4ml_type(t: FixedType) -> Any:
     from hls4ml.model.types import FixedPrecisionType
 
     return FixedPrecisionType(t.width, t.integer, t.signed, t.rounding, t.overflow)
+
+
+# Layers whose hls4ml implementation differs from the golden model (or is missing) in a backend's C++ library.
+_BACKEND_LIMITS = {
+    "Quartus": {
+        "AveragePooling1D": "its average pooling adds in the input's type and ignores accum_t",
+        "AveragePooling2D": "its average pooling adds in the input's type and ignores accum_t",
+        "GlobalAveragePooling1D": "its average pooling adds in the input's type and ignores accum_t",
+        "GlobalAveragePooling2D": "its average pooling adds in the input's type and ignores accum_t",
+        "UnaryLUT": "its library has no unary_lut (lookup tables)",
+    },
+}
+
+
+def check_backend(specs: list[LayerSpec], backend: str) -> None:
+    """UnsupportedNode for a layer that ``backend``'s hls4ml library does not compute as the golden model does."""
+    limits = _BACKEND_LIMITS.get(backend, {})
+    for spec in specs:
+        if spec.class_name in limits:
+            raise UnsupportedNode(
+                f"node '{spec.ir_node}': hls4ml's {backend} backend cannot compute it exactly "
+                f"({limits[spec.class_name]}); use the Vitis or Vivado backend"
+            )
 
 
 def layer_specs(graph: Graph) -> list[LayerSpec]:

@@ -50,7 +50,8 @@ class HlsLayer:
     An IR node may need several hls4ml layers (a lookup table is a cast and a
     ``UnaryLUT``); each of them names the node.  ``precisions`` holds every
     fixed-point type of the layer by hls4ml's role name (weight, bias, accum,
-    result, table, scale, param, exp_table, ...).
+    result, table, scale, param, exp_table, ...); ``output`` is the C
+    variable the layer writes in the top function.
     """
 
     name: str
@@ -58,6 +59,7 @@ class HlsLayer:
     index: int
     ir_node: str
     precisions: dict[str, FixedType]
+    output: str = ""
 
     def to_json(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -67,7 +69,7 @@ class HlsLayer:
     @staticmethod
     def from_json(d: dict[str, Any]) -> HlsLayer:
         prec = {k: FixedType.from_dict(v) for k, v in d["precisions"].items()}
-        return HlsLayer(d["name"], d["class_name"], int(d["index"]), d["ir_node"], prec)
+        return HlsLayer(d["name"], d["class_name"], int(d["index"]), d["ir_node"], prec, d.get("output", ""))
 
 
 @dataclass

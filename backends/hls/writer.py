@@ -28,7 +28,7 @@ import numpy as np
 from mlinfn_compress.fixed import FixedType, to_float
 from mlinfn_compress.ir import Graph
 
-from .layers import LayerSpec, UnsupportedNode, layer_specs
+from .layers import LayerSpec, UnsupportedNode, check_backend, layer_specs
 from .project import (
     DOUBLE_BITS,
     INPUT_LAYER,
@@ -81,10 +81,14 @@ def _mapping(specs: list[LayerSpec], hls_model: Any, output: str) -> tuple[list[
         spec = by_name.get(lay.name)
         if spec is None:
             raise RuntimeError(f"hls4ml inserted a layer '{lay.name}' ({lay.class_name}) that the IR does not have")
+        if spec.class_name not in ("InputLayer", "Reshape") and not lay.get_attr("function_cpp"):
+            backend = hls_model.config.config["Backend"]
+            raise ValueError(f"node '{spec.ir_node}': hls4ml's {backend} backend writes no code for {lay.class_name}")
         got = found[lay.name]
         if got != spec.precisions:
             raise RuntimeError(f"hls4ml layer '{lay.name}': precisions {got} differ from the IR's {spec.precisions}")
-        layers.append(HlsLayer(lay.name, lay.class_name, int(lay.index), spec.ir_node, got))
+        var = lay.get_output_variable().name
+        layers.append(HlsLayer(lay.name, lay.class_name, int(lay.index), spec.ir_node, got, var))
     present = {lay.name for lay in layers}
     eliminated = {}
     for spec in specs:
@@ -121,6 +125,7 @@ def render_hls(
     _check_graph(graph)
     try:
         specs = layer_specs(graph)
+        check_backend(specs, backend)
     except UnsupportedNode as e:
         raise ValueError(str(e)) from e
     import hls4ml
