@@ -84,6 +84,7 @@ class LayerSpec:
     precisions: dict[str, FixedType]
     attrs: dict[str, Any] = field(default_factory=dict)
     removable: str | None = None  # why hls4ml may drop the layer without changing the result
+    unwritten: tuple[str, ...] = ()  # roles hls4ml's model holds but its C++ never declares (unused by the layer)
 
     def layer(self) -> dict[str, Any]:
         d: dict[str, Any] = {"class_name": self.class_name, "name": self.name}
@@ -151,8 +152,8 @@ class _Builder:
         steps before it (``step`` set) are named after the node and the step.
         """
         name = self.names[node.name] if step is None else self.unique(f"{self.names[node.name]}_{step}")
-        removable = kw.pop("removable", None)
-        self.specs.append(LayerSpec(name, class_name, node.name, inputs, precisions, kw, removable))
+        removable, unwritten = kw.pop("removable", None), kw.pop("unwritten", ())
+        self.specs.append(LayerSpec(name, class_name, node.name, inputs, precisions, kw, removable, unwritten))
         return name
 
     def cast_to(self, node: Node, src: str, t_in: FixedType, t_out: FixedType, step: str | None) -> str:
@@ -281,8 +282,8 @@ class _Builder:
             half = FixedType(1, 0, False)
             prec = {"result": res, "table": res, "slope": half, "shift": half, "slope_prec": half, "shift_prec": half}
             self.layer(node, "HardActivation", [src], prec,
-                     activation="hard_tanh", slope=0.5, shift=0.5, slope_prec=_hls4ml_type(half),
-                     shift_prec=_hls4ml_type(half))  # fmt: skip
+                       activation="hard_tanh", slope=0.5, shift=0.5, slope_prec=_hls4ml_type(half),
+                       shift_prec=_hls4ml_type(half), unwritten=("table", "slope_prec", "shift_prec"))  # fmt: skip
             return
         self._clip_chain(node, src, x_t, res)
 
@@ -449,7 +450,7 @@ class _Builder:
         self.layer(node, "Softmax", [self.source(node)], dict(prec, table=prec["exp_table"]), activation="softmax",
                  implementation="stable", axis=-1, n_in=math.prod(shape), n_outer=math.prod(shape) // n, n_inner=1,
                  exp_table_size=node.exp_table_size, inv_table_size=node.inv_table_size,
-                 table_size=node.exp_table_size)  # fmt: skip
+                   table_size=node.exp_table_size, unwritten=("table",))  # fmt: skip
 
 
 def _hls4ml_type(t: FixedType) -> Any:
@@ -461,6 +462,7 @@ def _hls4ml_type(t: FixedType) -> Any:
 # Layers whose hls4ml implementation differs from the golden model (or is missing) in a backend's C++ library.
 _BACKEND_LIMITS = {
     "Quartus": {
+        "Softmax": "its writer fills the softmax tables in Python, with signed types only",
         "AveragePooling1D": "its average pooling adds in the input's type and ignores accum_t",
         "AveragePooling2D": "its average pooling adds in the input's type and ignores accum_t",
         "GlobalAveragePooling1D": "its average pooling adds in the input's type and ignores accum_t",

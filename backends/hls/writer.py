@@ -88,7 +88,8 @@ def _mapping(specs: list[LayerSpec], hls_model: Any, output: str) -> tuple[list[
         if got != spec.precisions:
             raise RuntimeError(f"hls4ml layer '{lay.name}': precisions {got} differ from the IR's {spec.precisions}")
         var = lay.get_output_variable().name
-        layers.append(HlsLayer(lay.name, lay.class_name, int(lay.index), spec.ir_node, got, var))
+        written = {k: v for k, v in got.items() if k not in spec.unwritten}
+        layers.append(HlsLayer(lay.name, lay.class_name, int(lay.index), spec.ir_node, written, var))
     present = {lay.name for lay in layers}
     eliminated = {}
     for spec in specs:
