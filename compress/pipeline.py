@@ -110,6 +110,8 @@ def compress(opts: RunOptions) -> int:
     ghdl_path()
     with progress.step("load", f"loading {opts.model}"):
         original = load_model(opts.model, opts.weights, opts.model_class, opts.model_args)
+    if opts.softmax == "table" and original.graph.output_activation != "softmax":
+        raise UserError(f"--softmax table: the model {opts.model} does not end in a softmax; leave --softmax out")
     in_shape, n_out = original.graph.input_shape, original.graph.output_size
     calib = load_calibration(opts.calibration, in_shape) if opts.calibration else None
     dataset = load_dataset(opts.data, in_shape, n_out) if opts.data else None

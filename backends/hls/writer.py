@@ -100,8 +100,8 @@ def _mapping(specs: list[LayerSpec], hls_model: Any, output: str) -> tuple[list[
     last = by_name[output]
     while last.name in eliminated:  # an identity at the end: the output is its source's
         last = by_name[last.inputs[0]]
-    if layers[-1].name != last.name:
-        raise RuntimeError("the last hls4ml layer is not the IR's output node")
+    if list(hls_model.outputs) != [last.name]:
+        raise RuntimeError(f"hls4ml's output is {hls_model.outputs}, not the IR's output node ('{last.name}')")
     return layers, eliminated
 
 
