@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import report
+from conftest import report, retype_hls
 
 from mlinfn_compress import golden
 from mlinfn_compress.backends.hls import render_hls
@@ -209,10 +209,7 @@ def test_verify_catches_a_changed_exp_table_entry_in_the_vhdl(table_run: Path, t
 
 def test_verify_catches_a_changed_softmax_precision_in_the_hls_project(table_run: Path, tmp_path: Path) -> None:
     outdir = _copy(table_run, tmp_path)
-    defines = outdir / "hls" / "firmware" / "defines.h"
-    text = defines.read_text()
-    line = next(ln for ln in text.splitlines() if ln.endswith(" softmax_inv_table_t;"))
-    defines.write_text(text.replace(line, "typedef ap_ufixed<10,1,AP_RND_CONV,AP_SAT,0> softmax_inv_table_t;"))
+    retype_hls(outdir, "softmax_inv_table_t", "ap_ufixed<10,1,AP_RND_CONV,AP_SAT,0>")
     assert main(["verify", str(outdir), "-q"]) == 1
     v = report(outdir)["verification"]
     (difference,) = v["hls"]["precision_differences"]
