@@ -38,7 +38,7 @@ SOFTMAX_NOTE = (
 )
 TABLE_SOFTMAX_NOTE = (
     "--softmax table: the outputs are the probabilities of the lookup-table softmax '{node}' (hls4ml's "
-    "softmax_stable); out_argmax is the index of the largest (ties, which the tables' rounding can create "
+    "softmax_stable); the VHDL's out_argmax is the index of the largest (ties, which the tables' rounding can create "
     "between close logits, go to the lowest index); the framework models are compared on the logits before it"
 )
 

@@ -222,7 +222,7 @@ class _Builder:
                 prec = {"scale": node.weight_type, "bias": node.bias_type, "result": node.result_type}
                 n = shape[-1]
                 self.layer(node, "BatchNormalization", [self.source(node)], prec, n_in=math.prod(shape), n_filt=n,
-                         scale_data=np.diag(w).copy(), bias_data=b)  # fmt: skip
+                           scale_data=np.diag(w).copy(), bias_data=b)  # fmt: skip
                 return
         _check_wrap_free(node, node.accum_type, mag)
         prec = {"weight": node.weight_type, "bias": node.bias_type, "accum": node.accum_type}
@@ -230,7 +230,7 @@ class _Builder:
         common = {"weight_quantizer": None, "bias_quantizer": None, "data_format": "channels_last", "bias_data": b}
         if node.window is None and len(shape) == 1:
             self.layer(node, "Dense", [self.source(node)], prec, n_in=node.n_in, n_out=node.n_out, weight_data=w,
-                     use_bias=True, **common)  # fmt: skip
+                       use_bias=True, **common)  # fmt: skip
             return
         if node.window is None:  # a matrix on the last axis of a 2-D or 3-D tensor: a 1x1 convolution
             dims = len(shape) - 1
@@ -425,7 +425,7 @@ class _Builder:
         attrs = self._window_attrs(shape, node.shape, (1,) * dims, (1,) * dims, amounts, "unused")
         attrs = {k.replace("pad_", f"{what}_"): v for k, v in attrs.items() if k.startswith(("pad_", "in_", "out_"))}
         self.layer(node, f"{kind}{dims}D", [src], {"result": self.graph.type_of(node.name)},
-                 n_chan=shape[-1], data_format="channels_last", **attrs)  # fmt: skip
+                   n_chan=shape[-1], data_format="channels_last", **attrs)  # fmt: skip
 
     def upsample(self, node: Upsample) -> None:
         src = self.moved_input(node)
@@ -440,16 +440,16 @@ class _Builder:
             if [(i * ratio) >> 16 for i in range(n_out)] != [i * n_in // n_out for i in range(n_out)]:
                 raise UnsupportedNode(f"node '{node.name}': hls4ml's nearest resize differs for {n_in} -> {n_out}")
         self.layer(node, f"UpSampling{dims}D", [src], {"result": self.graph.type_of(node.name)}, algorithm="nearest",
-                 in_height=spatial_in[0], in_width=spatial_in[1], out_height=spatial_out[0],
-                 out_width=spatial_out[1], n_chan=shape[-1], data_format="channels_last")  # fmt: skip
+                   in_height=spatial_in[0], in_width=spatial_in[1], out_height=spatial_out[0],
+                   out_width=spatial_out[1], n_chan=shape[-1], data_format="channels_last")  # fmt: skip
 
     def softmax(self, node: Softmax) -> None:
         shape = self.shape(node.inputs[0])
         n = shape[-1]
         prec = node.types()
         self.layer(node, "Softmax", [self.source(node)], dict(prec, table=prec["exp_table"]), activation="softmax",
-                 implementation="stable", axis=-1, n_in=math.prod(shape), n_outer=math.prod(shape) // n, n_inner=1,
-                 exp_table_size=node.exp_table_size, inv_table_size=node.inv_table_size,
+                   implementation="stable", axis=-1, n_in=math.prod(shape), n_outer=math.prod(shape) // n, n_inner=1,
+                   exp_table_size=node.exp_table_size, inv_table_size=node.inv_table_size,
                    table_size=node.exp_table_size, unwritten=("table",))  # fmt: skip
 
 
