@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int_in(0), default=0, help="seed of generated inputs, >= 0 (default: 0)")
     p.add_argument(
+        "--softmax",
+        choices=("logits", "table"),
+        default="logits",
+        help="a final softmax: 'logits' emits the values before it and their arg-max; 'table' computes it in "
+        "hardware with hls4ml's lookup-table softmax and emits probabilities and their arg-max (default: logits)",
+    )
+    p.add_argument(
         "--synth",
         action="store_true",
         help="also estimate the VHDL design's resources with ghdl --synth + yosys synth_xilinx (default: off)",
@@ -231,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             simulate=args.simulate,
             seed=args.seed,
             synth=args.synth,
+            softmax=args.softmax,
             quiet=args.quiet,
         )
         from .pipeline import compress

@@ -23,6 +23,7 @@ from .ir import Graph
 from .progress import Progress
 from .quantise import MODEL_QUANTISED, QuantConfig, default_inputs, quantise
 from .report import build_report, float_exactness, summary
+from .softmax_table import MODES as SOFTMAX_MODES
 from .verify import DESIGN_FILE, Verification, load_outdir, run_verification
 
 TARGETS = ("vhdl", "hls", "both")
@@ -34,6 +35,11 @@ HLS_SOFTMAX_NOTE = (
 SOFTMAX_NOTE = (
     "the model ends in a softmax: out_data carries the logits (before the softmax) and "
     "out_argmax the index of the largest one"
+)
+TABLE_SOFTMAX_NOTE = (
+    "--softmax table: the outputs are the probabilities of the lookup-table softmax '{node}' (hls4ml's "
+    "softmax_stable); the VHDL's out_argmax is the index of the largest (ties, which the tables' rounding can create "
+    "between close logits, go to the lowest index); the framework models are compared on the logits before it"
 )
 
 
@@ -56,6 +62,7 @@ class RunOptions:
     simulate: int = 1000
     seed: int = 0
     synth: bool = False
+    softmax: str = "logits"  # a final softmax: "logits" (removed) or "table" (hls4ml's lookup-table softmax)
     quiet: bool = False
 
 
@@ -92,6 +99,8 @@ def compress(opts: RunOptions) -> int:
             opts.hls_backend = backend_name(opts.hls_backend)
         except ValueError as e:
             raise UserError(f"--hls-backend: {e}") from e
+    if opts.softmax not in SOFTMAX_MODES:
+        raise UserError(f"--softmax must be one of {', '.join(SOFTMAX_MODES)}, got {opts.softmax!r}")
     if opts.synth and opts.target == "hls":
         raise UserError("--synth estimates the VHDL design's resources: use it with --target vhdl or both")
     if opts.simulate < 1:
@@ -102,6 +111,8 @@ def compress(opts: RunOptions) -> int:
     ghdl_path()
     with progress.step("load", f"loading {opts.model}"):
         original = load_model(opts.model, opts.weights, opts.model_class, opts.model_args, opts.input_shape)
+    if opts.softmax == "table" and original.graph.output_activation != "softmax":
+        raise UserError(f"--softmax table: the model {opts.model} does not end in a softmax; leave --softmax out")
     # --calibration and --data hold samples as the model takes them: converted to the IR's layout here, once
     in_shape, n_out = original.model_input_shape, original.graph.output_size
     calib = original.ir_inputs(load_calibration(opts.calibration, in_shape)) if opts.calibration else None
@@ -180,10 +191,23 @@ def _run(
     if twin_out is not None:
         references["twin"] = twin_out
     test_int = quantize(dataset.flat(dataset.x_test), graph.input_type) if dataset is not None else None
+    softmax_info = None
+    if opts.softmax == "table":
+        from .softmax_table import apply_softmax_table, softmax_error
+
+        with progress.step("softmax", "adding the lookup-table softmax"):
+            node = apply_softmax_table(graph, opts.quant)
+            expected = golden.run(graph, x_int)
+            softmax_info = softmax_error(graph, x_int)
+        out_t = graph.output.result_type
+        assert out_t is not None
     verification, design, project = _emit_and_verify(opts, graph, tmp, x_int, expected, references, progress, test_int)
     argmax = graph.has_argmax and design is not None
     outputs: dict[str, Any] = {"logits": str(out_t), "argmax": argmax}
-    if argmax:
+    if softmax_info is not None:
+        outputs["note"] = TABLE_SOFTMAX_NOTE.format(node=node.name)
+        outputs["softmax"] = softmax_info
+    elif argmax:
         outputs["note"] = SOFTMAX_NOTE
     elif graph.has_argmax:
         outputs["note"] = HLS_SOFTMAX_NOTE

@@ -34,6 +34,7 @@ from .ir import (
     Pad,
     Pool,
     Reshape,
+    Softmax,
     Table,
     Transpose,
     Upsample,
@@ -84,6 +85,38 @@ def _param_type(values: np.ndarray, bits: int, max_frac: int | None = None) -> F
     if max_frac is not None and frac > max_frac:
         frac = max_frac
     return FixedType(i + frac, i, True, *PARAM_ROUNDING)
+
+
+def softmax_formats(node: Softmax, x_t: FixedType, n: int, cfg: QuantConfig) -> None:
+    """Formats and tables of a lookup-table softmax over ``n`` values of type ``x_t`` (types already set are kept).
+
+    The differences max(x) - x_i are rounded to log2(exp_table_size) bits
+    covering [0, 2**I), I the fewest integer bits beyond which exp(-d) rounds
+    to 0 in the ``act_bits``-bit exp table (or the input's integer bits, when
+    fewer); the sum of the n exponentials (each at most 1) is exact in the
+    accumulator; log2(inv_table_size) bits of it index the inverse table;
+    probabilities have ``act_bits`` bits and one integer bit (1.0 is
+    representable).  Every rounding is to nearest even, every
+    overflow saturates.
+    """
+    e = cfg.act_bits
+    top = n.bit_length()  # integer bits that hold a sum of n values of at most 1
+    reach = math.ceil(math.log2((e + 1) * math.log(2)))  # exp(-d) < 2**-e for d >= 2**reach
+    if node.inp_norm_type is None:
+        i = max(1, min(x_t.integer, reach))
+        node.inp_norm_type = FixedType(_log2(node.exp_table_size), i, False, *ACT_ROUNDING)
+    node.exp_table_type = node.exp_table_type or FixedType(e, 1, False, *ACT_ROUNDING)
+    exp_t = node.exp_table_type
+    node.accum_type = node.accum_type or FixedType(exp_t.width - exp_t.integer + top, top, False, "TRN", "SAT")
+    node.inv_inp_type = node.inv_inp_type or FixedType(_log2(node.inv_table_size), top, False, *ACT_ROUNDING)
+    node.inv_table_type = node.inv_table_type or FixedType(e, 1, False, *ACT_ROUNDING)
+    node.result_type = node.result_type or FixedType(e, 1, False, *ACT_ROUNDING)
+    node.check()
+    node.compute_tables()
+
+
+def _log2(size: int) -> int:
+    return size.bit_length() - 1
 
 
 def accumulator_bounds(graph: Graph, node: Linear, frac: int) -> tuple[int, int, int]:
@@ -214,6 +247,9 @@ class _Pass:
         hi = max(t.max_int << (frac - t.frac) for t in types)
         node.result_type = FixedType.for_range(lo, max(hi, 1), frac)
 
+    def softmax(self, node: Softmax) -> None:
+        softmax_formats(node, self.graph.in_type(node), self.graph.shape_of(node.inputs[0])[-1], self.cfg)
+
     def passthrough(self, node: Node) -> None:
         node.result_type = self.graph.in_type(node)
 
@@ -226,6 +262,7 @@ class _Pass:
             Pool: self.pool,  # type: ignore[dict-item]
             Add: self.add,  # type: ignore[dict-item]
             Concat: self.concat,  # type: ignore[dict-item]
+            Softmax: self.softmax,  # type: ignore[dict-item]
             Reshape: self.passthrough,
             Pad: self.passthrough,
             Crop: self.passthrough,
@@ -237,7 +274,7 @@ class _Pass:
                 if node.result_type is None:
                     raise UserError(f"layer '{node.name}': no output format")
                 continue
-            if node.quantised and not isinstance(node, (Linear, Table, LeakyRelu)):
+            if node.quantised and not isinstance(node, (Linear, Table, LeakyRelu, Softmax)):
                 continue  # a format the model fixed
             rule = rules.get(type(node))
             if rule is None:

@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .ir import Graph, Linear
+from .fixed import FixedType, to_float
+from .ir import Graph, Linear, Table
 
 FLOAT32_MANTISSA_BITS = 24
+EXHAUSTIVE_BITS = 22  # a table's error is measured on every input value up to this input width
 
 
 def _t(x: object) -> str | None:
@@ -42,8 +44,37 @@ def layer_rows(graph: Graph) -> list[dict[str, Any]]:
         extra = {k: _t(v) for k, v in types.items() if k not in ("weight", "bias", "accum", "result")}
         if extra:
             row["other_types"] = extra
+        if isinstance(n, Table) and n.quantised:
+            row["table_error"] = table_error(n, graph.in_type(n))
         rows.append(row)
     return rows
+
+
+def table_error(node: Table, x_t: FixedType) -> dict[str, Any]:
+    """A lookup table's largest absolute error against its float function, over its input type's values.
+
+    Every value of the input type when it has at most ``EXHAUSTIVE_BITS``
+    bits; otherwise the values next to each boundary between two table
+    entries and the type's ends (where a monotonic function's error peaks).
+    """
+    assert node.index_type is not None and node.table_int is not None and node.result_type is not None
+    if x_t.width <= EXHAUSTIVE_BITS:
+        x = np.arange(x_t.min_int, x_t.max_int + 1, dtype=np.int64)
+        over = f"every value of {x_t}"
+    else:
+        idx = node.index_type
+        step = x_t.frac - idx.frac  # one table step is 2**step input steps
+        q = np.arange(idx.min_int, idx.max_int + 1, dtype=object)
+        centres = q * 2**step if step >= 0 else q // 2**-step
+        half = 2 ** (step - 1) if step >= 1 else 0
+        near = [centres + d for d in (-half - 1, -half, -half + 1, -1, 0, 1, half - 1, half, half + 1)]
+        x = np.clip(np.concatenate([*near, [x_t.min_int, x_t.max_int]]), x_t.min_int, x_t.max_int)
+        over = f"the values of {x_t} next to every boundary between table entries"
+    y = node.forward_int([x[None, :]], [x_t])[0]
+    err = np.abs(to_float(np.asarray(y), node.result_type.frac) - node.float_function()(to_float(x, x_t.frac)))
+    worst = int(np.argmax(err))
+    return {"max_abs_error": float(err[worst]), "at_input": float(to_float(x[worst : worst + 1], x_t.frac)[0]),
+            "over": over}  # fmt: skip
 
 
 def compression(graph: Graph) -> dict[str, Any]:
@@ -126,6 +157,15 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
         )
     if hw["outputs"].get("note"):
         lines.append(f"  outputs: {hw['outputs']['note']}")
+    sm = hw["outputs"].get("softmax")
+    if sm:
+        lines.append(
+            f"  table softmax: max |error| {sm['max_abs_error_vs_float']:.3g} against the float softmax of the same "
+            f"logits ({sm['samples']} samples)"
+        )
+    for row in report["layers"]:
+        if "table_error" in row:
+            lines.append(f"  table {row['name']} ({row['op']}): max |error| {row['table_error']['max_abs_error']:.3g}")
     fm = report["quantisation"].get("float_model")
     if fm:
         lines.append(

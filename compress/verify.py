@@ -24,7 +24,7 @@ from .backends.vhdl import VhdlDesign
 from .compare import Comparison, compare
 from .errors import UserError
 from .fixed import to_float
-from .ir import Graph
+from .ir import Graph, Softmax
 from .progress import Progress
 
 PROTOCOL_SAMPLES = 200
@@ -138,12 +138,14 @@ def run_verification(
         comparisons.append(compare(out, expected["logits"], f"{prefix}golden", names))
         if target == "vhdl" and argmax is not None:
             comparisons.append(compare(argmax, expected["argmax"], f"{prefix}golden (arg-max)", ["argmax"]))
-        for ref_name, ref_out in references.items():
+        for ref_name, ref_out in references.items() if not isinstance(graph.output, Softmax) else ():
             comparisons.append(compare(to_float(out, out_t.frac), ref_out, f"{prefix}{ref_name}", names))
         if target in test_outputs and expected_test is not None:
             comparisons.append(compare(test_outputs[target], expected_test, f"{prefix}golden (test set)", names))
     if several:
         comparisons.append(compare(outputs["hls"], outputs["vhdl"], "hls vs vhdl", names))
+    if isinstance(graph.output, Softmax) and references:
+        comparisons += _logit_comparisons(graph, x_int, references)
     first = "vhdl" if "vhdl" in outputs else "hls"
     return Verification(
         comparisons,
@@ -155,6 +157,19 @@ def run_verification(
         expected_test,
         hls_info,
     )
+
+
+def _logit_comparisons(graph: Graph, x_int: np.ndarray, references: dict[str, np.ndarray]) -> list[Comparison]:
+    """The framework models compute the logits, not the table softmax: compare them with the golden model's
+    logits, the softmax's input (the hardware is compared with the golden probabilities)."""
+    tensor = graph.output.inputs[0]
+    logits = golden.flat(graph.run_int(x_int)[tensor])
+    frac = graph.type_of(tensor).frac
+    names = [f"{tensor}[{i}]" for i in range(logits.shape[1])]
+    return [
+        compare(to_float(logits, frac), ref, f"golden logits before the table softmax vs {name}", names)
+        for name, ref in references.items()
+    ]
 
 
 def _simulate_vhdl(

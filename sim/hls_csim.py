@@ -29,17 +29,18 @@ from typing import Any
 import numpy as np
 
 from mlinfn_compress import golden
-from mlinfn_compress.backends.hls import HlsProject
+from mlinfn_compress.backends.hls.project import HlsProject
 from mlinfn_compress.fixed import FixedType, to_float
 from mlinfn_compress.ir import Graph
 
-TB_FLOAT_BITS = 24  # hls4ml's test bench reads its data files as float
-TB_SAMPLES = 100
 _CPP_TYPE = re.compile(r"^\s*(?:nnet::array\s*<\s*)?(ap_fixed|ap_ufixed|ac_fixed)\s*<([^<>]*)>")
 _TYPEDEF = re.compile(r"typedef\s+([^;]+?)\s+(\w+)\s*;")
-_CALL = re.compile(r"nnet::\w+\s*<\s*(\w+)\s*,\s*(\w+)\s*,\s*(\w+)\s*>\s*\(")
-_STRUCT = re.compile(r"struct\s+(\w+)\s*:[^{]*\{(.*?)\n\};", re.S)
-_FIELD = re.compile(r"typedef\s+(\w+)\s+(accum_t|weight_t|bias_t|table_t)\s*;")
+_CALL = re.compile(r"nnet::\w+\s*<([^;]*?)>\s*\(([^;]*)\)\s*;")
+_DECL = re.compile(r"\b(\w+)\s+(\w+)\s*\[")
+_ALIAS = re.compile(r"auto\s*&\s*(\w+)\s*=\s*(\w+)\s*;")
+_STRUCT = re.compile(r"struct\s+(\w+)\s*(?::[^{]*)?\{(.*?)\n\};", re.S)
+_FIELD = re.compile(r"typedef\s+(\w+)\s+(\w+_t)\s*;|static\s+const\s+(\w+)\s+(slope|shift)\s*;")
+_NOT_PRECISIONS = {"index_t"}  # a dense layer's integer index type
 
 
 class CSimError(RuntimeError):
@@ -76,9 +77,13 @@ def _firmware(project: HlsProject) -> Path:
 def written_precisions(project: HlsProject) -> dict[str, dict[str, FixedType | None]]:
     """Each layer's precisions as the project's C++ files declare them now.
 
-    Follows the top function's calls (``nnet::dense<in_t, out_t, configN>``:
-    N is the layer's index), the ``configN`` structs of ``parameters.h`` and
-    the typedefs of ``defines.h``.  None marks a type that is not fixed-point.
+    Follows the top function: the type of the variable each layer writes
+    (``layerN_out``, declared in the top function or its header), the first
+    ``nnet::`` call that takes that variable (the layer's own: every other
+    reads it later), the config struct named last in that call's template
+    arguments (in ``parameters.h``) and the typedefs of ``defines.h``.  None
+    marks a type that is not fixed-point.  A layer without a call is a
+    CSimError: hls4ml wrote no code for it.
     """
     fw = _firmware(project)
     typedefs = {name: text for text, name in _TYPEDEF.findall((fw / "defines.h").read_text())}
@@ -89,24 +94,46 @@ def written_precisions(project: HlsProject) -> dict[str, dict[str, FixedType | N
             name, seen = typedefs[name], seen + 1
         return parse_cpp_type(name)
 
-    calls = _CALL.findall((fw / f"{project.project_name}.cpp").read_text())
-    structs = {
-        name: dict((f, t) for t, f in _FIELD.findall(body))
-        for name, body in _STRUCT.findall((fw / "parameters.h").read_text())
-    }
-    by_index = {int(m.group(1)): c for c in calls if (m := re.search(r"(\d+)$", c[2]))}
+    top = (fw / f"{project.project_name}.cpp").read_text()
+    header = fw / f"{project.project_name}.h"
+    declared = {var: t for t, var in _DECL.findall(top + (header.read_text() if header.exists() else ""))}
+    aliases = dict(_ALIAS.findall(top))
+    structs = {name: _fields(body) for name, body in _STRUCT.findall((fw / "parameters.h").read_text())}
+    calls = [(targs.split(",")[-1].strip(), set(re.findall(r"\w+", args))) for targs, args in _CALL.findall(top)]
+
+    def var_type(var: str) -> FixedType | None:
+        while var in aliases:
+            var = aliases[var]
+        if var not in declared:
+            raise CSimError(f"{fw}: variable {var} is not declared in the top function")
+        return resolve(declared[var])
+
     out: dict[str, dict[str, FixedType | None]] = {}
     for layer in project.layers:
         if layer.ir_node == "input":
-            if not calls:
-                raise CSimError(f"{fw}: no layer calls found in {project.project_name}.cpp")
-            out[layer.name] = {"result": resolve(calls[0][0])}
+            out[layer.name] = {"result": var_type(layer.name)}
             continue
-        if layer.index not in by_index:
-            raise CSimError(f"{fw}: no call of layer '{layer.name}' (config{layer.index}) in the top function")
-        _, out_t, cfg = by_index[layer.index]
-        found = {f.removesuffix("_t"): resolve(t) for f, t in structs.get(cfg, {}).items()}
-        out[layer.name] = {**found, "result": resolve(out_t)}
+        var = (layer.output or f"layer{layer.index}_out").split(".")[-1]  # Quartus: outputs.layerN_out
+        result = var_type(var)
+        if layer.class_name == "Reshape":  # io_parallel: the output aliases the input, no call
+            out[layer.name] = {"result": result}
+            continue
+        config = next((cfg for cfg, names in calls if var in names), None)
+        if config is None:
+            raise CSimError(f"{fw}: no call of layer '{layer.name}' (writing {var}) in the top function")
+        out[layer.name] = {**{f.removesuffix("_t"): resolve(t) for f, t in structs.get(config, {}).items()}}
+        out[layer.name]["result"] = result
+    return out
+
+
+def _fields(body: str) -> dict[str, str]:
+    """A config struct's type members: {accum_t: type name, ..., slope: type name}."""
+    out = {}
+    for typedef_type, typedef_name, const_type, const_name in _FIELD.findall(body):
+        if typedef_name and typedef_name not in _NOT_PRECISIONS:
+            out[typedef_name] = typedef_type
+        elif const_name:
+            out[const_name] = const_type
     return out
 
 
@@ -128,28 +155,6 @@ def precision_differences(project: HlsProject) -> list[str]:
         if txt.exists() and (m is None or m.group(1).strip() != txt.read_text().strip()):
             diffs.append(f"{header.name}: the values synthesis reads differ from {txt.name}, which C simulation reads")
     return diffs
-
-
-def write_tb_data(graph: Graph, outdir: Path, x_int: np.ndarray | None) -> str:
-    """Test-bench inputs and the golden outputs in hls4ml's tb_data format (one sample a line); says what it wrote."""
-    t, out_t = graph.input_type, graph.output.result_type
-    assert t is not None and out_t is not None
-    if t.width > TB_FLOAT_BITS:
-        return f"not written: the test bench reads floats, too narrow for the {t.width}-bit input type"
-    if x_int is None:
-        from mlinfn_compress.inputs import verification_inputs
-
-        x_int, _, _ = verification_inputs(TB_SAMPLES, graph.input_size, t, None, seed=0)
-    y = golden.run(graph, x_int)["logits"]
-    tb = outdir / "tb_data"
-    tb.mkdir(exist_ok=True)
-
-    def lines(v: np.ndarray, frac: int) -> str:
-        return "".join(" ".join(repr(float(a)) for a in row) + "\n" for row in to_float(v, frac))
-
-    (tb / "tb_input_features.dat").write_text(lines(x_int, t.frac))
-    (tb / "tb_output_predictions.dat").write_text(lines(y, out_t.frac))
-    return f"{len(x_int)} samples (corner rows of the input type first), expected outputs from the golden model"
 
 
 @dataclass
@@ -257,6 +262,5 @@ __all__ = [
     "precision_differences",
     "predict_ints",
     "run_csim",
-    "write_tb_data",
     "written_precisions",
 ]

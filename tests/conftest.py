@@ -25,6 +25,14 @@ def report(outdir: Path) -> dict[str, Any]:
     return json.loads((outdir / "report.json").read_text())
 
 
+def retype_hls(outdir: Path, name: str, cpp_type: str) -> None:
+    """Change the typedef of ``name`` in the HLS project of a run (a deliberately corrupted design)."""
+    defines = outdir / "hls" / "firmware" / "defines.h"
+    text = defines.read_text()
+    line = next(ln for ln in text.splitlines() if ln.endswith(f" {name};"))
+    defines.write_text(text.replace(line, f"typedef {cpp_type} {name};"))
+
+
 def import_example(name: str) -> Any:
     """A module from examples/ (the tutorials import their shared helpers by plain name)."""
     sys.path.insert(0, str(EXAMPLES))

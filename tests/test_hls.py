@@ -17,7 +17,6 @@ from mlinfn_compress.backends.hls import (
     BACKENDS,
     PROJECT_FILE,
     HlsProject,
-    compile_and_predict,
     load_project,
     model_precisions,
     render_hls,
@@ -139,7 +138,7 @@ def test_a_narrowed_accumulator_on_disk_is_caught(cases: dict[str, Case], tmp_pa
     assert precision_differences(p) == [
         f"layer 'fc2' (IR node 'fc2') accum: written {FixedType(acc.width - 3, acc.integer - 3)}, IR {acc}"
     ]
-    got = compile_and_predict(p, c.x_int)
+    got = run_csim(p, c.x_int).outputs
     assert (got != c.gold).any(axis=1).sum() > 10  # the 3 integer bits lost wrap: caught against golden
 
 
@@ -205,7 +204,7 @@ def test_every_rounding_and_overflow_mode(backend: str, tmp_path: Path) -> None:
     p = render_hls(g, tmp_path / "hls", backend)
     assert precision_differences(p) == [] and list(p.eliminated) == ["c0"]
     assert [lay.ir_node for lay in p.layers] == ["input"] + [n.name for n in g.nodes if n.name != "c0"]
-    got = compile_and_predict(p, x)
+    got = run_csim(p, x).outputs
     assert (got == gold).all(), f"{int((got != gold).any(axis=1).sum())} rows differ"
     if backend == "Vitis":
         assert modes_seen(g, x, gold) == set(ROUNDING_MODES) | set(OVERFLOW_MODES)
@@ -242,7 +241,7 @@ def test_other_backends_and_errors(cases: dict[str, Case], tmp_path: Path) -> No
     oneapi = render_hls(g, tmp_path / "oneapi", "oneAPI")
     assert (tmp_path / "oneapi" / "CMakeLists.txt").is_file() and not oneapi.compilable
     with pytest.raises(CSimError, match="vendor compiler"):
-        compile_and_predict(oneapi, cases["qkeras"].x_int[:2])
+        run_csim(oneapi, cases["qkeras"].x_int[:2])
     with pytest.raises(ValueError, match="Vitis, Vivado, Quartus, oneAPI"):
         render_hls(g, tmp_path / "x", "catapult")
     assert BACKENDS == ("Vitis", "Vivado", "Quartus", "oneAPI")

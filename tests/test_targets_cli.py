@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import report
+from conftest import report, retype_hls
 
 from mlinfn_compress.cli import main
 
@@ -36,10 +36,7 @@ def test_verify_catches_a_changed_hls_precision(hls_run: Path, tmp_path: Path, c
     outdir = tmp_path / "mutant"
     shutil.copytree(hls_run, outdir)
     assert main(["verify", str(outdir), "-q"]) == 0
-    defines = outdir / "hls" / "firmware" / "defines.h"
-    text = defines.read_text()
-    line = next(ln for ln in text.splitlines() if ln.endswith(" fc2_accum_t;"))
-    defines.write_text(text.replace(line, "typedef ap_fixed<12,1> fc2_accum_t;"))
+    retype_hls(outdir, "fc2_accum_t", "ap_fixed<12,1>")
     assert main(["verify", str(outdir), "-q"]) == 1
     v = report(outdir)["verification"]
     assert v["mismatches"] > 0 and v["first_mismatch"]["against"] == "golden"

@@ -21,7 +21,7 @@ from mlinfn_compress.fixed import bits_for_range, requantize
 from mlinfn_compress.ir import Graph, Linear
 
 from .design import VHDL_INT_MAX
-from .requant import requant_spec
+from .requant import requant_spec, wide_requant_spec
 
 
 def sum_expr(weights: np.ndarray, bias: int) -> str:
@@ -71,7 +71,7 @@ def _render_wide(
     # Wide enough for the accumulator and for every partial sum: the sum is exact.
     acc_w = max(node.accum_type.width + (0 if node.accum_type.signed else 1), bits_for_range(-mag, mag))
     x_w = x_t.width + (0 if x_t.signed else 1)
-    rq = requant_spec(node.accum_type.frac, lo, hi, node.result_type, max_shift=acc_w - 1)
+    rq = wide_requant_spec(node.accum_type.frac, lo, hi, node.result_type, acc_w, "requant")
     weights = np.asarray(node.weight_int)
     sums = []
     for j in range(node.n_out):
@@ -90,12 +90,5 @@ def _render_wide(
         else:  # no weights: a constant, folded here (ghdl --synth cannot fold numeric_std calls)
             const = requantize(np.array([int(b[j])], dtype=object), node.accum_type.frac, node.result_type)
             sums.append(str(int(const[0])))
-    shift = rq["shift"]
-    ctx.update(
-        sums=sums,
-        rq=rq,
-        acc_w=acc_w,
-        q_w=acc_w - shift if shift < 0 else acc_w,
-        low_nonzero=f"v({shift - 2} downto 0) /= ({shift - 2} downto 0 => '0')" if shift >= 2 else "false",
-    )
+    ctx.update(sums=sums, rq=rq, acc_w=acc_w)
     return env.get_template("cmvm_wide.vhd.j2").render(ctx)

@@ -18,12 +18,12 @@ import jinja2
 
 from mlinfn_compress import __version__
 from mlinfn_compress.errors import UserError
-from mlinfn_compress.ir import INPUT, Concat, Graph, Linear, Node, Pool
+from mlinfn_compress.ir import INPUT, Concat, Graph, Linear, Node, Pool, Softmax
 from mlinfn_compress.ir.movement import _Move
 
 from .cmvm import render_core
 from .design import VhdlDesign, int_table, template_env, vhdl_name
-from .ops import Rendered, linear_sources, render_concat, render_elementwise, render_move, render_pool
+from .ops import Rendered, linear_sources, render_concat, render_elementwise, render_move, render_pool, render_softmax
 
 
 class _Names:
@@ -109,6 +109,8 @@ def _render_node(
         rendered = render_move(env, graph, node, base)
     elif isinstance(node, Concat):
         rendered = render_concat(env, graph, node, base)
+    elif isinstance(node, Softmax):
+        rendered = render_softmax(env, graph, node, base)
     else:
         rendered = render_elementwise(env, graph, node, base)
     path = out / f"{entity}.vhd"

@@ -16,7 +16,7 @@ import jinja2
 import numpy as np
 
 from mlinfn_compress.errors import UserError
-from mlinfn_compress.fixed import FixedType
+from mlinfn_compress.fixed import FixedType, bits_for_range
 from mlinfn_compress.ir import (
     Add,
     Cast,
@@ -27,6 +27,7 @@ from mlinfn_compress.ir import (
     Linear,
     Node,
     Pool,
+    Softmax,
     Table,
     patches,
 )
@@ -34,7 +35,7 @@ from mlinfn_compress.ir.elementwise import const_int
 from mlinfn_compress.ir.movement import _Move
 
 from .design import int_table
-from .requant import check_int, requant_spec
+from .requant import check_int, requant_spec, wide_requant_spec
 
 
 @dataclass
@@ -183,6 +184,74 @@ def render_concat(env: jinja2.Environment, graph: Graph, node: Concat, base: dic
         from_index=int_table(from_index),
     )
     return Rendered(env.get_template("concat.vhd.j2").render(ctx), 1 if registered else 0)
+
+
+def _top_bits(value: str, t: FixedType, bits: int) -> str:
+    """A VHDL expression of the top ``bits`` of ``value``'s raw two's-complement pattern in type ``t``."""
+    raw = value if not t.signed else f"({value}) mod {2**t.width}"
+    shift = t.width - bits
+    return f"({raw}) / {2**shift}" if shift else raw
+
+
+def sum_tree(leaves: list[str], lines: list[str]) -> str:
+    """Statements adding ``leaves`` in hls4ml's ``reduce`` order (each sum re-quantised by ``acc_add``)
+    into ``t(k)``; appends them to ``lines`` and returns the expression of the total."""
+    n = len(leaves)
+    if n == 1:
+        return leaves[0]
+    left = 1 << ((n - 1).bit_length() - 1) if n > 2 else 1
+    a, b = sum_tree(leaves[:left], lines), sum_tree(leaves[left:], lines)
+    lines.append(f"t({len(lines)}) := acc_add({a} + {b});")
+    return f"t({len(lines) - 1})"
+
+
+def render_softmax(env: jinja2.Environment, graph: Graph, node: Softmax, base: dict[str, Any]) -> Rendered:
+    """The lookup-table softmax: both tables as constants, the golden model's steps in one register stage."""
+    assert node.quantised and node.exp_table_int is not None and node.inv_table_int is not None
+    norm, exp_t, acc, inv_inp, inv_t = (node.inp_norm_type, node.exp_table_type, node.accum_type, node.inv_inp_type,
+                                        node.inv_table_type)  # fmt: skip
+    assert norm and exp_t and acc and inv_inp and inv_t and node.result_type
+    x_t = graph.in_type(node)
+    where = f"layer '{node.name}' (softmax)"
+    check_int(x_t.max_int - x_t.min_int, where)
+    exp_vals, inv_vals = [int(v) for v in node.exp_table_int], [int(v) for v in node.inv_table_int]
+    for v in exp_vals + inv_vals:
+        check_int(v, where)
+    n = node.shape[-1]
+    sums: list[str] = []
+    total = sum_tree([f"e({i})" for i in range(n)], sums)
+    e_w, inv_w = acc.width + 1, bits_for_range(min(min(inv_vals), -1), max(inv_vals))
+    requants = [
+        requant_spec(x_t.frac, 0, x_t.max_int - x_t.min_int, norm, fn="to_norm"),
+        requant_spec(exp_t.frac, min(exp_vals), max(exp_vals), acc, fn="to_acc"),
+        requant_spec(acc.frac, 2 * acc.min_int, 2 * acc.max_int, acc, fn="acc_add"),
+        requant_spec(acc.frac, acc.min_int, acc.max_int, inv_inp, fn="to_inv_inp"),
+    ]
+    lo = min(acc.min_int * v for v in (min(inv_vals), max(inv_vals)))
+    hi = max(acc.max_int * v for v in (min(inv_vals), max(inv_vals)))
+    out_rq = wide_requant_spec(acc.frac + inv_t.frac, lo, hi, node.result_type, e_w + inv_w, "to_result")
+    exp_bits, inv_bits = node.exp_table_size.bit_length() - 1, node.inv_table_size.bit_length() - 1
+    ctx = dict(
+        base,
+        node=node,
+        n=n,
+        outer=node.size // n,
+        requants=requants,
+        out_rq=out_rq,
+        exp_size=node.exp_table_size,
+        inv_size=node.inv_table_size,
+        exp_table=int_table(exp_vals, 16),
+        inv_table=int_table(inv_vals, 16),
+        exp_bits=exp_bits,
+        inv_bits=inv_bits,
+        exp_index=_top_bits(f"to_norm(m - x(k * {n} + i))", norm, exp_bits),
+        inv_index=_top_bits("s", inv_inp, inv_bits),
+        sums=sums,
+        total=total,
+        e_w=e_w,
+        inv_w=inv_w,
+    )
+    return Rendered(env.get_template("softmax.vhd.j2").render(ctx), 1)
 
 
 def fits_integer(t: FixedType) -> bool:

@@ -53,3 +53,16 @@ def requant_spec(
         if shift >= 0
         else f"shift left by {-shift}, then {t.overflow}",
     }
+
+
+def wide_requant_spec(in_frac: int, in_lo: int, in_hi: int, t: FixedType, w_in: int, fn: str) -> dict[str, Any]:
+    """What the ``requant_wide`` function template needs: a signed ``w_in``-bit value in [in_lo, in_hi]
+    with ``in_frac`` fractional bits, re-quantised in ``numeric_std`` arithmetic to type ``t``."""
+    rq = requant_spec(in_frac, in_lo, in_hi, t, fn=fn, max_shift=w_in - 1)
+    shift = rq["shift"]
+    rq.update(
+        w_in=w_in,
+        q_w=w_in - shift if shift < 0 else w_in,
+        low_nonzero=f"v({shift - 2} downto 0) /= ({shift - 2} downto 0 => '0')" if shift >= 2 else "false",
+    )
+    return rq

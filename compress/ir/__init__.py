@@ -6,6 +6,7 @@ from .linear import Linear
 from .movement import Concat, Crop, Pad, Reshape, Transpose, Upsample
 from .node import IRError, Node, Op, Shape
 from .pool import Pool
+from .softmax import Softmax
 from .window import Window, patches
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Pool",
     "Reshape",
     "Shape",
+    "Softmax",
     "Table",
     "Transpose",
     "UniqueNames",

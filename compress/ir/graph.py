@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..fixed import FixedType
-from .node import IRError, Node, Shape, node_from_json
+from .node import IRError, Node, Op, Shape, node_from_json
 
 INPUT = "input"
 IR_VERSION = 2
@@ -60,7 +60,8 @@ class Graph:
 
     @property
     def has_argmax(self) -> bool:
-        return self.output_activation == "softmax"
+        """The model ends in a softmax: removed (the outputs are its logits) or as a lookup-table node."""
+        return self.output_activation == "softmax" or (bool(self.nodes) and self.output.op == Op.SOFTMAX)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
