@@ -44,6 +44,7 @@ MODEL_QUANTISED = ("qkeras", "brevitas")  # frameworks whose models carry their 
 ACT_ROUNDING = ("RND_CONV", "SAT")  # as QKeras and Brevitas round: a framework twin can match
 TABLE_BITS = 10  # entries of a lookup table: 2**TABLE_BITS
 TABLE_DOMAIN = {"sigmoid": 8.0, "tanh": 4.0}  # index range [-d, d): the function is flat beyond
+EXACT_TABLE_BITS = 12  # a table the model's formats fix is indexed by its whole input up to this width
 
 
 @dataclass
@@ -154,6 +155,8 @@ class _Pass:
             if node.alpha_type.frac < 0:
                 node.alpha_type = FixedType(node.alpha_type.integer, node.alpha_type.integer, True, *PARAM_ROUNDING)
         node.alpha_int = int(quantize(np.array([node.alpha]), node.alpha_type)[0])
+        if node.result_type is not None:
+            return  # a format the model fixed
         if self.model_defined:
             frac = x_t.frac + node.alpha_type.frac
             a = node.alpha_int
@@ -164,6 +167,17 @@ class _Pass:
 
     def table(self, node: Table) -> None:
         cfg = self.cfg
+        x_t = self.graph.in_type(node)
+        if node.index_type is None and self.model_defined and node.result_type is not None:
+            # the model fixes the output format: one entry per input value makes the table exact
+            if x_t.width <= EXACT_TABLE_BITS:
+                node.index_type = x_t
+            else:
+                self.chosen.append(node.name)
+                node.notes.append(
+                    f"the input {x_t} has more than 2**{EXACT_TABLE_BITS} values: the table is indexed by fewer, "
+                    "so it is not exact against the model's own function"
+                )
         if node.index_type is None:
             domain = TABLE_DOMAIN.get(node.function, 8.0)
             i = int(math.log2(domain)) + 1
