@@ -44,6 +44,7 @@ MODEL_QUANTISED = ("qkeras", "brevitas")  # frameworks whose models carry their 
 ACT_ROUNDING = ("RND_CONV", "SAT")  # as QKeras and Brevitas round: a framework twin can match
 TABLE_BITS = 10  # entries of a lookup table: 2**TABLE_BITS
 TABLE_DOMAIN = {"sigmoid": 8.0, "tanh": 4.0}  # index range [-d, d): the function is flat beyond
+WIDEST_TENSOR = 30  # bits of the widest value one layer hands the next (what the VHDL backend re-quantises)
 EXACT_TABLE_BITS = 12  # a table the model's formats fix is indexed by its whole input up to this width
 
 
@@ -115,14 +116,16 @@ class _Pass:
         g, cfg = self.graph, self.cfg
         assert node.weight is not None and node.bias is not None
         x_t = g.in_type(node)
+        # a layer whose weights the model leaves in float is quantised post-training, as in a float model
+        model_defined = self.model_defined and node.weight_type is not None
         if node.weight_type is None:
             node.weight_type = _param_type(node.weight, cfg.weight_bits)
             self.chosen.append(node.name)
         prod_frac = x_t.frac + node.weight_type.frac
         if node.bias_type is None:
-            bits = cfg.act_bits if not self.model_defined else 32
+            bits = cfg.act_bits if not model_defined else 32
             node.bias_type = _param_type(node.bias, bits, max_frac=prod_frac)
-            if not self.model_defined:
+            if not model_defined:
                 self.chosen.append(node.name)
         node.weight_int = quantize(node.weight, node.weight_type)
         node.bias_int = quantize(node.bias, node.bias_type)
@@ -132,7 +135,10 @@ class _Pass:
         if node.result_type is None:
             consumers = g.consumers(node.name)
             feeds_relu = bool(consumers) and all(isinstance(c, Clip) and c.lo == 0 for c in consumers)
-            node.result_type = node.accum_type if self.model_defined or feeds_relu else self.act_type(node, True)
+            # a relu rounds it: pass the exact sum on, unless it is wider than layers exchange
+            exact_sum = feeds_relu and not self.model_defined and node.accum_type.width <= WIDEST_TENSOR
+            keep = model_defined or exact_sum
+            node.result_type = node.accum_type if keep else self.act_type(node, True)
 
     def clip(self, node: Clip) -> None:
         x_t = self.graph.in_type(node)

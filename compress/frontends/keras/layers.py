@@ -151,9 +151,10 @@ def batchnorm(tr: Translator, call: LayerCall, xs: list[str]) -> str:
     """y = gamma * (x - mean) / sqrt(var + eps) + beta: a per-channel scale and shift over the last axis."""
     layer = call.layer
     rank = len(call.in_shapes[0]) + 1
-    axes = [int(a) % rank for a in (layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis])]
-    if axes != [rank - 1]:
-        raise tr.reject(layer, f"normalises axis {layer.axis}; only the last (channel) axis is supported")
+    axis = layer.axis
+    given = [int(axis)] if isinstance(axis, (int, np.integer)) else [int(a) for a in axis]
+    if [a % rank for a in given] != [rank - 1]:
+        raise tr.reject(layer, f"normalises axis {given}; only the last (channel) axis is supported")
     quantised = call.cls.startswith("Q")
     mean = _bn_values(layer, "moving_mean", quantised)
     var = _bn_values(layer, "moving_variance", quantised)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ...batchnorm import fold_batchnorm
 from ...errors import UnsupportedLayer
-from ...ir import INPUT, Graph, Linear, Node, Shape, UniqueNames
+from ...ir import INPUT, Graph, Node, Shape, UniqueNames
 from ..base import safe_name
 from . import activations, layers
 from .walk import Key, LayerCall, Walk, is_model
@@ -128,8 +128,6 @@ class Translator:
         output = self.tensors[w.output_key]
         if output == INPUT or not self.nodes:
             raise UnsupportedLayer(f"{self.path.name}: the model computes nothing from its input")
-        if not any(isinstance(n, Linear) for n in self.nodes):
-            raise UnsupportedLayer(f"{self.path.name}: the model has no Dense or convolution layer")
         graph = Graph(
             name=safe_name(model.name or self.path.stem),
             framework="qkeras" if self.quantised_by_model else "keras",
