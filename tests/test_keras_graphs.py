@@ -250,3 +250,13 @@ def test_models_with_two_inputs_or_nested_models_are_refused(
     nested = tfk.Model(x, L.Dense(1)(inner(x)), name="nested")
     assert main([str(save(nested, tmp_path)), "-o", str(tmp_path / "o"), "-q"]) == 2
     assert "nested.h5: layer 'inner' (Sequential) is a model nested inside the model" in capsys.readouterr().err
+
+
+def test_a_sequential_model_without_input_shape_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import keras
+
+    path = tmp_path / "unbuilt.keras"
+    keras.Sequential([keras.layers.Dense(3), keras.layers.Dense(2)]).save(path)
+    assert main([str(path), "-o", str(tmp_path / "o"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "unbuilt.keras: the model has no input shape (a Sequential model that was never built)" in err

@@ -15,8 +15,9 @@ from ..ir import Graph
 class LoadedModel:
     """The float IR plus the source framework's own inference.
 
-    ``reference(x)`` runs the original model on float inputs (N, features) and
-    returns its outputs before any final softmax, as float64.  When
+    ``reference(x)`` runs the original model on float inputs, (N, *input_shape)
+    or flat rows (N, features), and returns its outputs before any final
+    softmax or sigmoid as flat float64 rows (N, outputs), channels-last.  When
     ``reference_exact`` is true the model is quantised by its own framework and
     its inference must equal the golden model bit for bit.
     """

@@ -110,6 +110,11 @@ class Translator:
 
     def translate(self) -> Graph:
         w, model = self.walk, self.model
+        if not w.input:
+            raise UnsupportedLayer(
+                f"{self.path.name}: the model has no input shape (a Sequential model that was never built); "
+                "start it with an Input layer, or build it, before saving"
+            )
         if len(w.input) != 1 or len(w.output) != 1:
             raise UnsupportedLayer(
                 f"{self.path.name}: the model has {len(w.input)} inputs and {len(w.output)} outputs; "

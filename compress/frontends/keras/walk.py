@@ -50,7 +50,10 @@ class Walk:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        inputs, outputs = flat(getattr(model, "inputs", None)), flat(getattr(model, "outputs", None))
+        try:
+            inputs, outputs = flat(model.inputs), flat(model.outputs)
+        except (AttributeError, ValueError):  # a Sequential model that was never built
+            inputs, outputs = [], []
         self.input = inputs
         self.output = outputs
         self.calls: list[LayerCall] = []
