@@ -44,7 +44,6 @@ MODEL_QUANTISED = ("qkeras", "brevitas")  # frameworks whose models carry their 
 ACT_ROUNDING = ("RND_CONV", "SAT")  # as QKeras and Brevitas round: a framework twin can match
 TABLE_BITS = 10  # entries of a lookup table: 2**TABLE_BITS
 TABLE_DOMAIN = {"sigmoid": 8.0, "tanh": 4.0}  # index range [-d, d): the function is flat beyond
-WIDEST_TENSOR = 30  # bits of the widest value one layer hands the next (what the VHDL backend re-quantises)
 EXACT_TABLE_BITS = 12  # a table the model's formats fix is indexed by its whole input up to this width
 
 
@@ -135,9 +134,7 @@ class _Pass:
         if node.result_type is None:
             consumers = g.consumers(node.name)
             feeds_relu = bool(consumers) and all(isinstance(c, Clip) and c.lo == 0 for c in consumers)
-            # a relu rounds it: pass the exact sum on, unless it is wider than layers exchange
-            exact_sum = feeds_relu and not self.model_defined and node.accum_type.width <= WIDEST_TENSOR
-            keep = model_defined or exact_sum
+            keep = model_defined or (feeds_relu and not self.model_defined)  # the relu rounds the exact sum
             node.result_type = node.accum_type if keep else self.act_type(node, True)
 
     def clip(self, node: Clip) -> None:

@@ -50,11 +50,11 @@ class Translator:
         self.nodes: list[Node] = []
         self.names = UniqueNames({INPUT})
         self.tensors: dict[Key, str] = {}
+        self.final_keys: set[Key] = set()  # the output tensor, and what identity layers pass on to it
         self.final: str | None = None  # "softmax" or "sigmoid" removed from the output
         self.stop: tuple[LayerCall, bool] | None = None  # the final activation's call, and whether it is fused
         self.exact = True  # QKeras's own inference computes what the golden model computes
         self.quantised_by_model = False
-        self.current: LayerCall | None = None
 
     # ---- messages ----
 
@@ -168,7 +168,6 @@ class Translator:
             raise self.reject(layer)
         if cls.startswith("Q"):
             self.quantised_by_model = True
-        self.current = call
         return handler(self, call, xs)
 
     def _final_keys(self) -> set[Key]:
