@@ -18,7 +18,7 @@ def _on_grid(values: np.ndarray, graph: Graph) -> np.ndarray:
     return np.where(scaled == np.round(scaled), scaled, np.nan)
 
 
-BACKENDS = ("vhdl", "qkeras_twin", "brevitas_twin")
+BACKENDS = ("vhdl", "hls", "qkeras_twin", "brevitas_twin")
 
 
 def check_backends(
@@ -36,6 +36,11 @@ def check_backends(
 
             d = render(graph, out / "vhdl", out / "sim")
             got = simulate(d.files, d.testbench, d.top, x_int, d.n_out, d.argmax, out / "work").logits
+        elif backend == "hls":
+            from .backends.hls import render_hls
+            from .sim.hls_csim import run_csim
+
+            got = run_csim(render_hls(graph, out, "Vitis", tb_inputs=x_int[:10]), x_int).outputs
         elif backend == "qkeras_twin":
             from .twins import keras
 

@@ -1,11 +1,13 @@
 """Pruning and quantisation-aware fine-tuning of a tf_keras model on labelled data.
 
-``prune_finetune`` prunes with tensorflow-model-optimization
-(``prune_low_magnitude``, polynomial decay to the target sparsity over the
-first two thirds of training) and returns the stripped float model with its
-keep-masks.  ``qat_finetune`` rebuilds the model in QKeras (quantised weights
-and ReLUs, integer bits from the weights' and activations' ranges), fine-tunes
-it with the masks re-applied after every batch, and returns the QKeras model.
+``prune_finetune`` prunes every Dense, Conv1D and Conv2D kernel with
+tensorflow-model-optimization (``prune_low_magnitude``, polynomial decay to the
+target sparsity over the first two thirds of training) and returns the
+stripped float model with its keep-masks.  ``qat_finetune`` rebuilds the model
+in QKeras (``keras_qat``: quantised weights and ReLUs, integer bits from the
+weights' and activations' ranges), fine-tunes it with the masks re-applied
+after every batch, and returns the QKeras model.  Both take Sequential and
+functional models (branches, skip connections).
 
 TensorFlow is imported only inside the functions.
 """
@@ -19,62 +21,44 @@ from typing import Any
 import numpy as np
 
 from .data import Dataset
-from .fixed import integer_bits_for
+from .frontends.keras.reference import reference
+from .frontends.keras.walk import LayerCall, Walk
+from .keras_qat import act_kind, layer_kind, quantised_copy
 from .prune import check_target, prune_count
-from .tfkeras import act_name, linear, qkeras_objects, tf_keras
+from .tfkeras import qkeras_objects, tf_keras
 
 Progress = Callable[[str], None] | None
-DENSE = ("Dense", "QDense")
-PASS_THROUGH = ("Dropout", "AlphaDropout", "GaussianDropout", "GaussianNoise")
 BATCH_SIZE = 32
 LEARNING_RATE = 1e-3
 
 
-# ---- the model as a chain of layers ----
+# ---- the model's graph ----
 
 
-def _act_name(act: Any) -> str:
-    """The activation's name, a quantised relu counting as relu."""
-    return "relu" if type(act).__name__ == "quantized_relu" else act_name(act)
+def _output_call(model: Any) -> tuple[Walk, LayerCall | None]:
+    walk = Walk(model)
+    return walk, walk.producer(walk.output_key) if walk.output else None
 
 
-def _layers(model: Any) -> list[Any]:
-    """The model's layers after the input, checked to form a single chain."""
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    for prev, layer in zip(layers, layers[1:], strict=False):
-        inbound = [n.inbound_layers for n in layer._inbound_nodes]
-        flat = [x for group in inbound for x in (group if isinstance(group, list) else [group])]
-        if flat and prev not in flat:
-            raise ValueError(f"layer '{layer.name}': only a chain of layers can be fine-tuned")
-    return layers
-
-
-def _kind(layer: Any) -> str:
-    """'dense', 'relu', 'softmax', 'identity' or 'other' (what the layer does)."""
-    cls = type(layer).__name__
-    if cls in DENSE:
-        return "dense"
-    if cls in PASS_THROUGH:
-        return "identity"
-    if cls == "Softmax":
-        return "softmax"
-    if cls == "ReLU":
-        cfg = layer.get_config()
-        plain = cfg.get("max_value") is None and not cfg.get("negative_slope") and not cfg.get("threshold")
-        return "relu" if plain else "other"
-    if cls == "Activation":
-        name = _act_name(layer.activation)
-        return {"relu": "relu", "softmax": "softmax", "linear": "identity"}.get(name, "other")
-    if cls == "QActivation" and type(layer.quantizer).__name__ == "quantized_relu":
-        return "relu"
-    return "other"
+def _final_softmax(model: Any) -> tuple[LayerCall, bool] | None:
+    """The call that applies the model's final softmax, and whether it is fused into a layer (None: none)."""
+    _, call = _output_call(model)
+    if call is None:
+        return None
+    if layer_kind(call.layer) == "softmax":
+        return call, False
+    if layer_kind(call.layer) == "weighted" and act_kind(call.layer.activation) == "softmax":
+        return call, True
+    return None
 
 
 def _ends_in_softmax(model: Any) -> bool:
-    last = model.layers[-1]
-    if _kind(last) == "softmax":
-        return True
-    return type(last).__name__ in DENSE and _act_name(last.activation) == "softmax"
+    return _final_softmax(model) is not None
+
+
+def _weighted_layers(model: Any) -> list[Any]:
+    """The dense and convolution layers, whose kernels pruning thins out."""
+    return [layer for layer in model.layers if layer_kind(layer) == "weighted"]
 
 
 def _copy(model: Any) -> Any:
@@ -154,7 +138,7 @@ def prune_finetune(
     batch_size: int = BATCH_SIZE,
     learning_rate: float = LEARNING_RATE,
 ) -> tuple[Any, dict[str, np.ndarray]]:
-    """Prune every Dense kernel by magnitude while fine-tuning; returns (stripped model, keep-masks).
+    """Prune every dense and convolution kernel by magnitude while fine-tuning; returns (stripped model, keep-masks).
 
     The sparsity ramps from 0 to the target (``PolynomialDecay``) over about
     two thirds of the training steps; the rest fine-tunes with fixed masks.
@@ -165,7 +149,7 @@ def prune_finetune(
 
     tfk = tf_keras()
     base = _copy(model)
-    kernels = {layer.name: layer.get_weights()[0] for layer in _layers(base) if _kind(layer) == "dense"}
+    kernels = {layer.name: layer.get_weights()[0] for layer in _weighted_layers(base)}
     targets = layer_sparsities(kernels, sparsity, scope)
     steps = math.ceil(len(data.x_train) / batch_size) * epochs
     end = max(1, (2 * steps) // 3)
@@ -184,91 +168,11 @@ def prune_finetune(
     callbacks = [sparsity_api.UpdatePruningStep(), _progress_callback("prune", epochs, data, progress)]
     _fit(pruned, data, epochs, callbacks, batch_size)
     stripped = _copy(sparsity_api.strip_pruning(pruned))  # a model of its own, sharing no layers
-    masks = {
-        layer.name: np.asarray(layer.get_weights()[0]) != 0 for layer in _layers(stripped) if _kind(layer) == "dense"
-    }
+    masks = {layer.name: np.asarray(layer.get_weights()[0]) != 0 for layer in _weighted_layers(stripped)}
     return stripped, masks
 
 
 # ---- quantisation-aware training ----
-
-
-def _layer_outputs(layers: list[Any], x: np.ndarray) -> list[np.ndarray]:
-    import tensorflow as tf
-
-    outs, t = [], tf.constant(x.astype(np.float32))
-    for layer in layers:
-        t = layer(t, training=False)
-        outs.append(np.asarray(t, dtype=np.float64))
-    return outs
-
-
-def _weight_quantizer(values: np.ndarray, bits: int) -> Any:
-    """quantized_bits(bits, I-1, alpha=1) with I from the values' range (QKeras needs I-1 >= 0)."""
-    from qkeras import quantized_bits
-
-    i = integer_bits_for(float(np.max(np.abs(values))) if values.size else 0.0, signed=True)
-    return quantized_bits(bits, max(0, i - 1), alpha=1)
-
-
-def _relu_quantizer(max_value: float, bits: int) -> Any:
-    from qkeras import quantized_relu
-
-    return quantized_relu(bits, max(0, integer_bits_for(max_value, signed=False)))
-
-
-def quantised_copy(model: Any, x: np.ndarray, weight_bits: int, act_bits: int) -> Any:
-    """The model rebuilt in QKeras with its weights: quantised kernels, biases and ReLUs.
-
-    Integer bits come from each layer's weights and from the ReLU outputs on ``x``.
-    The last Dense's output stays unquantised; a final softmax stays a softmax.
-    """
-    from qkeras import QActivation, QDense
-
-    tfk = tf_keras()
-    layers = _layers(model)
-    outs = _layer_outputs(layers, x)
-    new: list[Any] = [tfk.layers.Input(tuple(model.inputs[0].shape[1:]), name="input")]
-    weights: dict[str, list[np.ndarray]] = {}
-    for layer, out in zip(layers, outs, strict=True):
-        kind = _kind(layer)
-        top = float(np.max(out)) if out.size else 0.0
-        if kind == "dense":
-            act = _act_name(layer.activation)
-            w = layer.get_weights()
-            kernel = np.asarray(w[0])
-            bias = np.asarray(w[1]) if layer.use_bias else np.zeros(kernel.shape[1])
-            new.append(
-                QDense(
-                    kernel.shape[1],
-                    kernel_quantizer=_weight_quantizer(kernel, weight_bits),
-                    bias_quantizer=_weight_quantizer(bias, weight_bits),
-                    use_bias=bool(layer.use_bias),
-                    name=layer.name,
-                )
-            )
-            weights[layer.name] = [kernel, bias] if layer.use_bias else [kernel]
-            if act == "relu":
-                new.append(QActivation(_relu_quantizer(top, act_bits), name=f"{layer.name}_relu"))
-            elif act == "softmax":
-                new.append(tfk.layers.Activation("softmax", name=f"{layer.name}_softmax"))
-            elif act != "linear":
-                raise ValueError(f"layer '{layer.name}': activation '{act}' cannot be quantised; use relu")
-        elif kind == "relu":
-            new.append(QActivation(_relu_quantizer(top, act_bits), name=layer.name))
-        elif kind == "softmax":
-            new.append(tfk.layers.Activation("softmax", name=layer.name))
-        elif kind == "identity":
-            new.append(type(layer).from_config(layer.get_config()))
-        elif type(layer).__name__ == "QActivation":
-            q = layer.quantizer
-            new.append(QActivation(type(q).from_config(q.get_config()), name=layer.name))
-        else:
-            raise ValueError(f"layer '{layer.name}' ({type(layer).__name__}) cannot be quantisation-aware trained")
-    qmodel = tfk.Sequential(new, name=model.name)
-    for name, w in weights.items():
-        qmodel.get_layer(name).set_weights(w)
-    return qmodel
 
 
 def _mask_callback(masks: dict[str, np.ndarray]) -> Any:
@@ -318,25 +222,10 @@ def qat_finetune(
 # ---- evaluation ----
 
 
-def logits(model: Any, x: np.ndarray, batch: int = 4096) -> np.ndarray:
-    """The model's outputs before a final softmax (float64), run eagerly with the softmax switched off."""
-    import tensorflow as tf
-
-    last = model.layers[-1]
-    strip = type(last).__name__ == "Activation" and _kind(last) == "softmax"
-    strip = strip or (type(last).__name__ in DENSE and _act_name(last.activation) == "softmax")
-    saved = last.activation if strip else None
-    outs = []
-    try:
-        if strip:
-            last.activation = linear
-        for start in range(0, len(x), batch):
-            t = tf.constant(np.asarray(x[start : start + batch], dtype=np.float32))
-            outs.append(np.asarray(model(t, training=False), dtype=np.float64))
-    finally:
-        if strip:
-            last.activation = saved
-    return np.concatenate(outs, axis=0)
+def logits(model: Any, x: np.ndarray) -> np.ndarray:
+    """The model's outputs before a final softmax (float64 rows), as the Keras frontend reads them."""
+    walk, _ = _output_call(model)
+    return reference(walk, _final_softmax(model))(np.asarray(x))
 
 
 def evaluate(model: Any, data: Dataset) -> float:

@@ -46,6 +46,7 @@ MODEL_QUANTISED = ("qkeras", "brevitas")  # frameworks whose models carry their 
 ACT_ROUNDING = ("RND_CONV", "SAT")  # as QKeras and Brevitas round: a framework twin can match
 TABLE_BITS = 10  # entries of a lookup table: 2**TABLE_BITS
 TABLE_DOMAIN = {"sigmoid": 8.0, "tanh": 4.0}  # index range [-d, d): the function is flat beyond
+EXACT_TABLE_BITS = 12  # a table the model's formats fix is indexed by its whole input up to this width
 
 
 @dataclass
@@ -148,14 +149,16 @@ class _Pass:
         g, cfg = self.graph, self.cfg
         assert node.weight is not None and node.bias is not None
         x_t = g.in_type(node)
+        # a layer whose weights the model leaves in float is quantised post-training, as in a float model
+        model_defined = self.model_defined and node.weight_type is not None
         if node.weight_type is None:
             node.weight_type = _param_type(node.weight, cfg.weight_bits)
             self.chosen.append(node.name)
         prod_frac = x_t.frac + node.weight_type.frac
         if node.bias_type is None:
-            bits = cfg.act_bits if not self.model_defined else 32
+            bits = cfg.act_bits if not model_defined else 32
             node.bias_type = _param_type(node.bias, bits, max_frac=prod_frac)
-            if not self.model_defined:
+            if not model_defined:
                 self.chosen.append(node.name)
         node.weight_int = quantize(node.weight, node.weight_type)
         node.bias_int = quantize(node.bias, node.bias_type)
@@ -165,7 +168,8 @@ class _Pass:
         if node.result_type is None:
             consumers = g.consumers(node.name)
             feeds_relu = bool(consumers) and all(isinstance(c, Clip) and c.lo == 0 for c in consumers)
-            node.result_type = node.accum_type if self.model_defined or feeds_relu else self.act_type(node, True)
+            keep = model_defined or (feeds_relu and not self.model_defined)  # the relu rounds the exact sum
+            node.result_type = node.accum_type if keep else self.act_type(node, True)
 
     def clip(self, node: Clip) -> None:
         x_t = self.graph.in_type(node)
@@ -188,6 +192,8 @@ class _Pass:
             if node.alpha_type.frac < 0:
                 node.alpha_type = FixedType(node.alpha_type.integer, node.alpha_type.integer, True, *PARAM_ROUNDING)
         node.alpha_int = int(quantize(np.array([node.alpha]), node.alpha_type)[0])
+        if node.result_type is not None:
+            return  # a format the model fixed
         if self.model_defined:
             frac = x_t.frac + node.alpha_type.frac
             a = node.alpha_int
@@ -198,6 +204,17 @@ class _Pass:
 
     def table(self, node: Table) -> None:
         cfg = self.cfg
+        x_t = self.graph.in_type(node)
+        if node.index_type is None and self.model_defined and node.result_type is not None:
+            # the model fixes the output format: one entry per input value makes the table exact
+            if x_t.width <= EXACT_TABLE_BITS:
+                node.index_type = x_t
+            else:
+                self.chosen.append(node.name)
+                node.notes.append(
+                    f"the input {x_t} has more than 2**{EXACT_TABLE_BITS} values: the table is indexed by fewer, "
+                    "so it is not exact against the model's own function"
+                )
         if node.index_type is None:
             domain = TABLE_DOMAIN.get(node.function, 8.0)
             i = int(math.log2(domain)) + 1

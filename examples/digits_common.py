@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +30,35 @@ def write_data(path: Path) -> Path:
     return path
 
 
-def compress(model: Path, data: Path, outdir: Path, epochs: int) -> dict[str, Any]:
-    """Prune 70 %, quantisation-aware train at 6 bits, emit and verify VHDL; returns the report."""
-    args = [str(model), "--data", str(data), "--prune", "0.7", "--qat", "--bits", "6"]
+PRUNE_QAT = ("--prune", "0.7", "--qat", "--bits", "6")
+
+
+def compress(model: Path, data: Path, outdir: Path, epochs: int, options: Sequence[str] = PRUNE_QAT) -> dict[str, Any]:
+    """Prune and quantisation-aware train (by default 70 % and 6 bits), emit and verify VHDL; returns the report.
+
+    ``options`` are mlinfn-compress options added to the command line.
+    """
+    args = [str(model), "--data", str(data), *options]
     code = mlinfn_compress([*args, "--epochs", str(epochs), "-o", str(outdir), "--force"])
     if code != 0:
         raise SystemExit(code)
     return json.loads((outdir / "report.json").read_text())
 
 
-def tutorial_main(description: str, default_outdir: str, run: Callable[[Path, int], dict[str, Any]]) -> None:
-    """The tutorials' command line: run, then print the accuracies and the compression."""
+def tutorial_main(
+    description: str, default_outdir: str, run: Callable[..., dict[str, Any]], pass_options: bool = False
+) -> None:
+    """The tutorials' command line: run, then print the accuracies and the compression.
+
+    With ``pass_options``, options the tutorial does not know go to mlinfn-compress
+    (``run(outdir, epochs, options)``).
+    """
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("-o", "--outdir", type=Path, default=Path(default_outdir))
     ap.add_argument("--quick", action="store_true", help="fewer fine-tuning epochs")
-    args = ap.parse_args()
-    report = run(args.outdir, 4 if args.quick else 12)
+    args, rest = ap.parse_known_args() if pass_options else (ap.parse_args(), [])
+    epochs = 4 if args.quick else 12
+    report = run(args.outdir, epochs, rest) if pass_options else run(args.outdir, epochs)
     acc, comp = report["accuracy"], report["compression"]
     print(f"\ntest accuracy: float {acc['float']:.1%}, compressed {acc['compressed']:.1%}, ", end="")
     print(f"hardware {acc['hardware']:.1%}")

@@ -158,21 +158,21 @@ def test_truncated_hdf5(float_mlp: Path, tmp_path: Path, capsys: Any) -> None:
 def test_unsupported_layer(tmp_path: Path, capsys: Any) -> None:
     import tf_keras as k
 
-    model = k.Sequential([k.layers.Input((4,)), k.layers.Dense(3), k.layers.BatchNormalization(name="bn")])
-    path = tmp_path / "bn.h5"
+    model = k.Sequential([k.layers.Input((4,)), k.layers.Dense(3), k.layers.LayerNormalization(name="ln")])
+    path = tmp_path / "ln.h5"
     model.save(path)
     err = bad([str(path)], tmp_path / "o", capsys)
-    assert "bn.h5: layer 'bn' (BatchNormalization) is not supported; supported: InputLayer, Dense" in err
+    assert "ln.h5: layer 'ln' (LayerNormalization) is not supported; supported: Dense, Conv1D, Conv2D" in err
 
 
 def test_unsupported_activation(tmp_path: Path, capsys: Any) -> None:
     import tf_keras as k
 
-    model = k.Sequential([k.layers.Input((4,)), k.layers.Dense(3, activation="tanh", name="fc")])
-    path = tmp_path / "tanh.h5"
+    model = k.Sequential([k.layers.Input((4,)), k.layers.Dense(3, activation="elu", name="fc")])
+    path = tmp_path / "elu.h5"
     model.save(path)
     err = bad([str(path)], tmp_path / "o", capsys)
-    assert "tanh.h5: layer 'fc' (Dense) has activation 'tanh', which is not supported" in err
+    assert "elu.h5: layer 'fc' (Dense) has activation 'elu', which is not supported; supported activations: relu" in err
 
 
 def test_calibration_of_wrong_width(float_mlp: Path, tmp_path: Path, capsys: Any) -> None:

@@ -37,6 +37,31 @@ def test_keras_digits_tutorial_prunes_quantises_and_verifies(tmp_path: Path) -> 
     assert r["twin"]["framework"] == "qkeras" and (tmp_path / "design" / "twin" / "model.h5").exists()
 
 
+def test_keras_digits_cnn_example_prunes_quantises_and_verifies(tmp_path: Path) -> None:
+    digits_cnn = import_example("digits_cnn")
+    r = digits_cnn.run(tmp_path / "design", 4, ["--simulate", "300"])
+    acc = r["accuracy"]
+    assert acc["float"] > 0.95 and acc["compressed"] >= acc["float"] - 0.03
+    assert acc["hardware"] == acc["compressed"]
+    v = r["verification"]
+    assert v["mismatches"] == 0 and v["bit_exact"] is True and v["samples"] == 300
+    assert v["against"][:3] == ["golden", "golden (arg-max)", "qkeras"] and "golden (test set)" in v["against"]
+    assert [row["op"] for row in r["layers"]] == [
+        "conv2d",
+        "relu",
+        "max_pool2d",
+        "conv2d",
+        "relu",
+        "max_pool2d",
+        "flatten",
+        "dense",
+    ]  # fmt: skip  (the batch norm is folded into the first convolution)
+    weighted = [row for row in r["layers"] if row["weight_type"]]
+    assert all(row["sparsity"] >= 0.5 and row["weight_type"].startswith("fixed<6,") for row in weighted)
+    assert r["model"]["input_shape"] == [8, 8, 1] and r["quantisation"]["input_type"] == "fixed<6,6,RND_CONV,SAT>"
+    assert r["compression"]["qat"] == {"framework": "qkeras", "weight_bits": 6, "act_bits": 8, "epochs": 4}
+
+
 def test_one_shot_pruning_without_data(float_mlp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "o"
     code = main(

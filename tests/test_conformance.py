@@ -33,11 +33,19 @@ def test_shared_model_verifies_bit_exact(model: str, against: list[str], tmp_pat
     assert report["hardware"]["latency_cycles"] == 8
 
 
-def test_shared_conv1d_is_refused_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_shared_conv1d_converts_and_verifies(tmp_path: Path) -> None:
+    """Three Conv1D (same padding), Flatten, two Dense, a softmax: 171 parameters."""
     outdir = tmp_path / "out"
-    assert main([str(SHARED_MODELS / "conv1d_small.h5"), "-o", str(outdir), "-q"]) == 2
-    assert "conv1d_small.h5: layer 'conv1_relu' (Conv1D) is not supported" in capsys.readouterr().err
-    assert not outdir.exists()
+    assert main([str(SHARED_MODELS / "conv1d_small.h5"), "-o", str(outdir), "-q", "--simulate", "500"]) == 0
+    report = json.loads((outdir / "report.json").read_text())
+    v = report["verification"]
+    assert v["against"][:2] == ["golden", "golden (arg-max)"] and v["mismatches"] == 0 and v["bit_exact"] is True
+    assert report["model"]["parameters"] == 171 and report["model"]["input_shape"] == [10, 4]
+    assert [(row["op"], row["out_shape"]) for row in report["layers"]] == [
+        ("conv1d", [10, 3]), ("relu", [10, 3]), ("conv1d", [10, 2]), ("relu", [10, 2]), ("conv1d", [10, 1]),
+        ("relu", [10, 1]), ("flatten", [10]), ("dense", [5]), ("relu", [5]), ("dense", [5]),
+    ]  # fmt: skip
+    assert report["quantisation"]["float_model"]["argmax_agreement"] > 0.9
 
 
 def test_shared_pytorch_model_saved_on_a_gpu_verifies_on_cpu(tmp_path: Path) -> None:

@@ -46,7 +46,8 @@ class LoadedModel:
 
     ``reference(x)`` runs the original model on float inputs in the IR's
     layout ((N, *graph.input_shape) or flat rows) and returns its outputs
-    before any final softmax as flat float64 rows in the IR's order.  When
+    before any final softmax or sigmoid as flat float64 rows in the IR's
+    order (channels-last).  When
     ``reference_exact`` is true the model is quantised by its own framework and
     its inference must equal the golden model bit for bit.  ``input_layout``
     and ``output_layout`` say how the model's own arrays map to the IR's
