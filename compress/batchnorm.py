@@ -48,6 +48,8 @@ def fold_batchnorm(graph: Graph) -> list[str]:
         prev.weight = prev.weight * scale[None, :]
         prev.bias = prev.bias * scale + bn.bias
         prev.notes.append(f"'{bn.name}' (a per-channel scale and shift) folded into the weights and bias")
+        if bn.source:
+            prev.source = f"{prev.source}+{bn.source}" if prev.source else bn.source
         for consumer in graph.consumers(bn.name):
             consumer.inputs = [prev.name if s == bn.name else s for s in consumer.inputs]
         if graph.output_name == bn.name:

@@ -284,8 +284,9 @@ def test_batch_norm_folded_where_it_can_be_else_standalone(tmp_path: Path) -> No
         ("c1", "conv2d"), ("c2", "conv2d"), ("bn2", "batchnorm"), ("add", "add"), ("relu", "relu"),
         ("bn3", "batchnorm"), ("bn3_flatten", "flatten"), ("fc", "dense"),
     ]  # fmt: skip
-    assert g.node("c1").notes == ["batch norm 'bn1' folded in"] and g.node("c1").source == "Conv2d+BatchNorm2d"
-    assert g.node("fc").notes == ["batch norm 'bn4' folded in"]
+    assert g.node("c1").notes == ["'bn1' (a per-channel scale and shift) folded into the weights and bias"]
+    assert g.node("c1").source == "Conv2d+BatchNorm2d"
+    assert g.node("fc").notes == ["'bn4' (a per-channel scale and shift) folded into the weights and bias"]
     bn2 = g.node("bn2")
     assert bn2.weight.shape == (3, 3) and np.count_nonzero(bn2.weight) == 3  # diagonal over the channels
     check_float(lm)

@@ -1,9 +1,9 @@
 """The arithmetic layers of a PyTorch model as IR nodes: Linear, Conv, BatchNorm, pooling, activations.
 
 A Linear or a convolution becomes one CMVM node (``Linear``, with a window
-for a convolution: rows in (kernel..., channel) order).  A batch norm folds
-into the float Linear or convolution before it when it is that layer's only
-reader, else it becomes a CMVM of its own with a diagonal matrix.  Brevitas
+for a convolution: rows in (kernel..., channel) order).  A batch norm becomes
+a CMVM with a diagonal matrix, which the ``fold_batchnorm`` pass merges into
+the float Linear or convolution before it when it is that layer's only reader.  Brevitas
 layers read their quantisers in ``brevitas.py``.
 """
 
@@ -54,8 +54,6 @@ def linear(tr: Translator, call: Call, xs: list[Value]) -> Value:
         return w.T if order is None else w.T[order]
 
     node, frac = _cmvm(tr, call, x, matrix, None, "dense")
-    if len(v.shape) == 1:  # a batch norm after it normalises its output columns
-        _may_fold(tr, call, node)
     return brevitas.output_quant(tr, call, Value(node.name, (*v.shape[:-1], node.n_out), frac=frac))
 
 
@@ -78,7 +76,6 @@ def conv(tr: Translator, call: Call, xs: list[Value]) -> Value:
         pads = tuple((p, p) for p in _pairs(m.padding, dims))
     x = tr.natural(v)
     node, frac = _cmvm(tr, call, x, lambda w: conv_matrix(w, dims), Window(kernel, strides, pads), f"conv{dims}d")
-    _may_fold(tr, call, node)
     return brevitas.output_quant(tr, call, tr.natural_value(node.name, frac))
 
 
@@ -102,14 +99,8 @@ def _cmvm(
     return node, frac
 
 
-def _may_fold(tr: Translator, call: Call, node: Linear) -> None:
-    """Remember a float CMVM read by one layer only: a batch norm reading its output folds into it."""
-    if call.users == 1 and node.weight_type is None:
-        tr.folds[call.out] = node
-
-
 def batch_norm(tr: Translator, call: Call, xs: list[Value]) -> Value:
-    """BatchNorm1d/2d: folded into the float Linear / convolution before it, else a diagonal CMVM."""
+    """BatchNorm1d/2d: a per-channel scale and shift, a diagonal CMVM (``fold_batchnorm`` may merge it)."""
     (v,) = xs
     m = call.module
     if m.running_mean is None or m.running_var is None:
@@ -121,13 +112,6 @@ def batch_norm(tr: Translator, call: Call, xs: list[Value]) -> Value:
     shift = -mean * scale + (_array(m.bias) if m.bias is not None else 0.0)
     tr.parameters += 2 * len(mean) if m.weight is not None else 0
     tr.exact = False
-    prev = tr.folds.pop(call.inputs[0], None)  # the very value a float Linear / convolution computed
-    if prev is not None and prev.name == v.tensor:
-        prev.weight = prev.weight * scale[None, :]
-        prev.bias = prev.bias * scale + shift
-        prev.source += f"+{call.cls}"
-        prev.notes.append(f"batch norm '{call.name}' folded in")
-        return Value(v.tensor, v.shape, v.order, v.cf, None)
     if len(v.shape) == 1:
         x = tr.flat(v)
         index = x.order if x.order is not None else np.arange(x.size)

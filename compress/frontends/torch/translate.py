@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ...batchnorm import fold_batchnorm
 from ...errors import UnsupportedLayer
 from ...ir import INPUT, Concat, Crop, Graph, IRError, Node, Pad, Reshape, Transpose, UniqueNames, Upsample
 from .trace import SUPPORTED, Call, Shape, Traced
@@ -77,7 +78,6 @@ class Translator:
         self.exact = True  # every format comes from the model
         self.brevitas = False
         self.parameters = 0
-        self.folds: dict[str, Any] = {}  # value of a float Linear / convolution -> its node (a batch norm may fold)
         self.call: Call | None = None  # the call being translated
         self._final_kind = ""
 
@@ -273,6 +273,7 @@ class Translator:
         )
         g.prune_unused()
         g.infer_shapes()
+        fold_batchnorm(g)
         return g
 
 
