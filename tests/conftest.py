@@ -17,7 +17,6 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-
 def pytest_configure(config: pytest.Config) -> None:
     """One torch thread: small models train many times faster without thread hand-offs on a 2-core machine."""
     try:

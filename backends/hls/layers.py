@@ -54,6 +54,7 @@ from mlinfn_compress.ir import (
     Reshape,
     Softmax,
     Table,
+    Transpose,
     UniqueNames,
     Upsample,
 )
@@ -189,6 +190,7 @@ class _Builder:
             Pad: self.pad,
             Crop: self.crop,
             Upsample: self.upsample,
+            Transpose: self.transpose,
             Softmax: self.softmax,
         }
         for node in self.graph.nodes:
@@ -409,6 +411,10 @@ class _Builder:
         src = self.moved_input(node)
         t = self.graph.type_of(node.name)
         self.layer(node, "Reshape", [src], {"result": t}, target_shape=list(node.shape), removable=NO_OP_RESHAPE)
+
+    def transpose(self, node: Transpose) -> None:
+        src = self.moved_input(node)
+        self.layer(node, "Transpose", [src], {"result": self.graph.type_of(node.name)}, perm=list(node.axes))
 
     def pad(self, node: Pad) -> None:
         self._move(node, "ZeroPadding", "pad", node.pads)

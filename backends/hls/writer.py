@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,25 @@ def _check_graph(graph: Graph) -> None:
         raise ValueError("the graph must be quantised before rendering")
     if graph.input_type.width > DOUBLE_BITS or out_t.width > DOUBLE_BITS:
         raise ValueError(f"input and output types must be at most {DOUBLE_BITS} bits wide (exact as double)")
+
+
+# hls4ml passes that rewrite a Transpose for one particular permutation (the channels-first conversion of
+# its own converters): they would change what an IR Transpose computes ("SkipOptimizers" does not reach them)
+TRANSPOSE_REWRITES = ("remove_transpose_before_flatten", "remove_single_channel_transpose")
+
+
+@contextmanager
+def _without_passes(names: tuple[str, ...]) -> Iterator[None]:
+    """Build an hls4ml model with the named passes left out of its 'convert' flow."""
+    from hls4ml.model.flow import get_flow
+
+    flow = get_flow("convert")
+    saved = list(flow._optimizers)
+    flow._optimizers = [o for o in saved if o not in names]
+    try:
+        yield
+    finally:
+        flow._optimizers = saved
 
 
 def _widest(specs: list[LayerSpec]) -> FixedType:
@@ -158,7 +179,8 @@ def render_hls(
         "LayerName": {s.name: s.config() for s in specs},
     }
     output = _output_spec(specs, graph.output.name)
-    hls_model = ModelGraph.from_layer_list(config, [s.layer() for s in specs], [INPUT_LAYER], [output])
+    with _without_passes(TRANSPOSE_REWRITES):
+        hls_model = ModelGraph.from_layer_list(config, [s.layer() for s in specs], [INPUT_LAYER], [output])
     mapped, eliminated = _mapping(specs, hls_model, output)
     hls_model.write()
     out_t = graph.output.result_type

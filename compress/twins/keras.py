@@ -65,6 +65,7 @@ from ..ir import (
     Pool,
     Reshape,
     Table,
+    Transpose,
     UniqueNames,
     Upsample,
 )
@@ -146,6 +147,7 @@ class _Builder:
             Table: self.table,
             Pool: self.pool,
             Reshape: lambda x, p: self.layer("Reshape", p.node.name, p.node.target)(x),
+            Transpose: lambda x, p: self.layer("Permute", p.node.name, tuple(a + 1 for a in p.node.axes))(x),
             Pad: lambda x, p: self.spatial("ZeroPadding", p.node.name, p.node.pads)(x),
             Crop: lambda x, p: self.spatial("Cropping", p.node.name, p.node.crops)(x),
             Upsample: lambda x, p: self.spatial("UpSampling", p.node.name, p.node.factors)(x),

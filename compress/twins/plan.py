@@ -54,12 +54,13 @@ from ..ir import (
     Pool,
     Reshape,
     Table,
+    Transpose,
     Upsample,
 )
 
 FLOAT64_BITS = 53  # significand of float64, implicit bit included
 MAX_FRAC = 120  # grids 2**-frac with |frac| beyond this are refused (far from float64's exponent limits)
-MOVES = (Reshape, Pad, Crop, Upsample)
+MOVES = (Reshape, Transpose, Pad, Crop, Upsample)
 T = TypeVar("T")
 
 

@@ -53,6 +53,7 @@ from ..ir import (
     Pool,
     Reshape,
     Table,
+    Transpose,
     UniqueNames,
     Upsample,
 )
@@ -217,6 +218,8 @@ class _Steps:
             return {"op": "concat", "axis": node.axis}
         if isinstance(node, Reshape):
             return {"op": "reshape", "target": list(node.target)}
+        if isinstance(node, Transpose):
+            return {"op": "transpose", "axes": list(node.axes)}
         if isinstance(node, Pad):
             return {"op": "pad", "pads": [list(pair) for pair in node.pads]}
         if isinstance(node, Crop):

@@ -190,6 +190,17 @@ class Reshape(nn.Module):
         return x.reshape(x.shape[0], *self.target)
 
 
+class Transpose(nn.Module):
+    """A permutation of the axes after the batch axis: output axis i is input axis ``axes[i]``."""
+
+    def __init__(self, axes: list[int]) -> None:
+        super().__init__()
+        self.axes = list(axes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.permute(0, *(a + 1 for a in self.axes))
+
+
 class ZeroPad(nn.Module):
     def __init__(self, pads: list[list[int]]) -> None:
         super().__init__()
@@ -252,6 +263,7 @@ def _layer(spec: dict[str, Any]) -> nn.Module:
         "table": lambda: TableLookup(spec["index"], spec["size"]),
         "concat": lambda: Concat(spec["axis"]),
         "reshape": lambda: Reshape(spec["target"]),
+        "transpose": lambda: Transpose(spec["axes"]),
         "pad": lambda: ZeroPad(spec["pads"]),
         "crop": lambda: Crop(spec["crops"]),
         "upsample": lambda: Upsample(spec["factors"]),
