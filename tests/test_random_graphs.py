@@ -19,20 +19,30 @@ from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
 from mlinfn_compress.random_graphs import random_graph
 
 EXAMPLES = int(os.environ.get("MLINFN_HYPOTHESIS_EXAMPLES", "12"))
+# an HLS example compiles an hls4ml project with g++ (tens of seconds): fewer of them
+HLS_EXAMPLES = int(os.environ.get("MLINFN_HYPOTHESIS_HLS_EXAMPLES", "3"))
+FAST = tuple(b for b in BACKENDS if b != "hls")
+DRAWS = {"seed": st.integers(0, 2**31 - 1), "weight_bits": st.integers(3, 10), "act_bits": st.integers(5, 14)}
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    seed=st.integers(0, 2**31 - 1),
-    weight_bits=st.integers(3, 10),
-    act_bits=st.integers(5, 14),
-)
-def test_random_graph_every_backend_equals_golden(seed: int, weight_bits: int, act_bits: int, tmp_path: Path) -> None:
+def _check(seed: int, weight_bits: int, act_bits: int, workdir: Path, backends: tuple[str, ...]) -> None:
     g = random_graph(seed)
     quantise(g, QuantConfig(weight_bits=weight_bits, act_bits=act_bits), default_inputs(500, g.input_shape, seed))
     x, _, _ = verification_inputs(60, g.input_size, g.input_type, None, seed)
-    mismatches = check_backends(g, x, tmp_path / f"g{seed}")
-    assert mismatches == dict.fromkeys(BACKENDS, 0), ([n.kind for n in g.nodes], g.input_shape)
+    mismatches = check_backends(g, x, workdir / f"g{seed}", backends)
+    assert mismatches == dict.fromkeys(backends, 0), ([n.kind for n in g.nodes], g.input_shape)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(**DRAWS)
+def test_random_graph_vhdl_and_twins_equal_golden(seed: int, weight_bits: int, act_bits: int, tmp_path: Path) -> None:
+    _check(seed, weight_bits, act_bits, tmp_path, FAST)
+
+
+@settings(max_examples=HLS_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(**DRAWS)
+def test_random_graph_every_backend_equals_golden(seed: int, weight_bits: int, act_bits: int, tmp_path: Path) -> None:
+    _check(seed, weight_bits, act_bits, tmp_path, BACKENDS)
 
 
 def test_random_graphs_are_reproducible() -> None:
