@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int_in(0), default=0, help="seed of generated inputs, >= 0 (default: 0)")
     p.add_argument(
+        "--io",
+        choices=("parallel", "stream"),
+        help="architecture of the VHDL design: parallel (every layer at once, one sample per clock) or stream "
+        "(one pixel per clock through line buffers, valid/ready handshakes) (default: stream where the parallel "
+        "design would exceed 16,384 constant multiplications or its largest tensor 2,048 values, else parallel)",
+    )
+    p.add_argument(
         "--synth",
         action="store_true",
         help="also estimate the VHDL design's resources with ghdl --synth + yosys synth_xilinx (default: off)",
@@ -213,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             synth=args.synth,
             quiet=args.quiet,
+            io=args.io,
         )
         from .pipeline import compress
 

@@ -82,7 +82,11 @@ def build_report(
     quantisation: dict[str, Any],
     outputs: dict[str, Any],
     timings: dict[str, float],
+    *,
+    interval: int | None = 1,
+    io: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The report; ``io``: the VHDL architecture, how it was chosen and why (None without VHDL)."""
     return {
         "tool": {"name": "mlinfn-compress", "version": __version__},
         "model": {
@@ -97,7 +101,13 @@ def build_report(
         "compression": compression(graph),
         "quantisation": quantisation,
         "verification": verification,
-        "hardware": {"latency_cycles": latency, "initiation_interval": 1, "resources": None, "outputs": outputs},
+        "hardware": {
+            "latency_cycles": latency,
+            "initiation_interval": interval,
+            "io": io,
+            "resources": None,
+            "outputs": outputs,
+        },
         "accuracy": None,
         "timings_s": timings,
     }
@@ -118,6 +128,9 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
         f"  latency {latency}, initiation interval {hw['initiation_interval']}; "
         f"{comp['multipliers']} multipliers, {comp['sparsity']:.0%} of weights zero"
     )
+    io = hw.get("io")
+    if io:
+        lines.append(f"  architecture: {io['architecture']} ({io['chosen_by']}: {io['reason']})")
     res = hw.get("resources")
     if res and "LUT" in res:
         lines.append(
