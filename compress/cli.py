@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("parallel", "stream"),
         help="architecture of the VHDL design: parallel (every layer at once, one sample per clock) or stream "
         "(one pixel per clock through line buffers, valid/ready handshakes) (default: stream where the parallel "
-        "design would exceed 16,384 constant multiplications or its largest tensor 2,048 values, else parallel)",
+        "design would exceed 16,384 constant multiplications or its largest tensor 1,024 values, else parallel)",
     )
     p.add_argument(
         "--synth",

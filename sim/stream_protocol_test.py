@@ -10,35 +10,16 @@ the next edge.
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass, field
 
 import cocotb
-import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from .words import pack, protocol_data, unpack
+
 PERIOD_NS = 10
-
-
-def _pack(values: np.ndarray, width: int) -> int:
-    mask = (1 << width) - 1
-    word = 0
-    for i, v in enumerate(int(x) for x in values):
-        word |= (v & mask) << (i * width)
-    return word
-
-
-def _unpack(word: int, n: int, width: int, signed: bool) -> list[int]:
-    mask = (1 << width) - 1
-    out = []
-    for i in range(n):
-        v = (word >> (i * width)) & mask
-        if signed and v >> (width - 1):
-            v -= 1 << width
-        out.append(v)
-    return out
 
 
 @dataclass
@@ -55,8 +36,7 @@ class Run:
 class Stream:
     def __init__(self, dut: object) -> None:
         self.dut = dut
-        with np.load(os.environ["MLINFN_PROTOCOL_DATA"]) as f:
-            d = {k: f[k] for k in f.files}
+        d = protocol_data()
         m = [int(v) for v in d["meta"]]
         self.w_in, self.n_in, self.in_words, self.w_out, self.n_out, self.out_words = m[:6]
         self.out_signed, self.latency, self.interval, self.steady_from = bool(m[6]), m[7], m[8], m[9]
@@ -99,7 +79,7 @@ class Stream:
         offering = False
         for _ in range(cycles):
             if not offering and run.fed < len(queue) and rng.random() >= gaps:
-                dut.in_data.value = _pack(queue[run.fed], self.w_in)
+                dut.in_data.value = pack(queue[run.fed], self.w_in)
                 offering = True
             dut.in_valid.value = int(offering)
             ready = int(rng.random() >= stalls)
@@ -112,7 +92,7 @@ class Stream:
                 run.fed += 1
                 offering = False
             if ready and dut.out_valid.value == 1:
-                run.words.append(_unpack(dut.out_data.value.to_unsigned(), self.n_out, self.w_out, self.out_signed))
+                run.words.append(unpack(dut.out_data.value.to_unsigned(), self.n_out, self.w_out, self.out_signed))
                 run.taken.append(edge)
                 if self.argmax is not None:
                     run.argmax.append(dut.out_argmax.value.to_unsigned())

@@ -22,7 +22,7 @@ from .stream_plan import pixels
 
 IO_CHOICES = ("parallel", "stream")
 PARALLEL_MAX_MULTIPLIERS = 16_384  # constant multiplications: window positions x non-zero weights, all layers
-PARALLEL_MAX_VALUES = 2_048  # values of the largest tensor
+PARALLEL_MAX_VALUES = 1_024  # values of the largest tensor
 
 
 def parallel_size(graph: Graph) -> tuple[int, int]:

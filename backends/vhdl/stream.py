@@ -220,21 +220,20 @@ def _top_unit(unit: Unit, entity: str, names: _Names, p: Plan) -> dict[str, Any]
         ports += [(f"out_ready({i})", f"{o}_ready") for i, o in enumerate(unit.outputs)]
         assigns = [f"{o}_data <= {unit.inputs[0]}_data;" for o in unit.outputs]
         comment = f"fork: {unit.tensor} to {len(unit.outputs)} readers"
-        return {"label": f"u_{unit.name}", "entity": entity, "ports": ports, "assigns": assigns, "comment": comment}
+        return {"label": f"u_{unit.name}", "entity": entity, "ports": ports, "assigns": assigns, "wire": None,
+                "comment": comment}  # fmt: skip
     if isinstance(unit, Wire):
         i, o = unit.inputs[0], unit.outputs[0]
-        assigns = [
-            f"{o}_valid <= {i}_valid;",
-            f"{i}_ready <= {o}_ready;",
-            f"{o}_data <= {names.pix(unit.node.name)}({i}_data);",
-        ]
+        assigns = [f"{o}_valid <= {i}_valid;", f"{i}_ready <= {o}_ready;"]
+        copy = {"label": f"copy_{unit.name}", "dst": f"{o}_data", "src": f"{i}_data", "n": pixels(unit.node.shape)[1]}
         comment = f"{unit.node.kind} {unit.node.name}: the same words, read as {unit.node.shape}"
-        return {"label": "", "entity": None, "ports": [], "assigns": assigns, "comment": comment}
+        return {"label": "", "entity": None, "ports": [], "assigns": assigns, "wire": copy, "comment": comment}
     if isinstance(unit, Fifo):
         comment = f"FIFO of {unit.entries} pixels of {unit.tensor}"
     elif isinstance(unit, Scan | Collect):
         comment = f"{unit.node.kind} {unit.node.name}"
-    return {"label": f"u_{unit.name}", "entity": entity, "ports": _ports(unit), "assigns": [], "comment": comment}
+    return {"label": f"u_{unit.name}", "entity": entity, "ports": _ports(unit), "assigns": [], "wire": None,
+            "comment": comment}  # fmt: skip
 
 
 def render_stream(graph: Graph, outdir: Path, bench_dir: Path) -> VhdlDesign:

@@ -36,20 +36,25 @@ class Timing:
 
 
 class _Model:
-    def __init__(self, unit: Unit) -> None:
+    """A unit's control; links are indices into the cycle's ``valid`` and ``ready`` lists."""
+
+    def __init__(self, unit: Unit, index: dict[str, int]) -> None:
         self.unit = unit
+        self.ins = [index[link] for link in unit.inputs]
+        self.outs = [index[link] for link in unit.outputs]
+        self.i, self.o = self.ins[0], self.outs[0]
         self.reset()
 
     def reset(self) -> None:
         pass
 
-    def valids(self, valid: dict[str, bool]) -> None:
+    def valids(self, valid: list[bool]) -> None:
         raise NotImplementedError
 
-    def readies(self, valid: dict[str, bool], ready: dict[str, bool]) -> None:
+    def readies(self, valid: list[bool], ready: list[bool]) -> None:
         raise NotImplementedError
 
-    def update(self, valid: dict[str, bool], ready: dict[str, bool]) -> bool:
+    def update(self, valid: list[bool], ready: list[bool]) -> bool:
         """Take the clock edge; whether any register changed."""
         raise NotImplementedError
 
@@ -61,30 +66,36 @@ class _Scan(_Model):
         take, emit = self.unit.flags()
         self.take, self.emit = take.tolist(), emit.tolist()
         self.steps = len(self.take)
+        self.depth = self.unit.depth
         self.step = self.occ = self.count = 0
         self.pipe = [False] * (self.unit.latency + 1)
 
-    def valids(self, valid: dict[str, bool]) -> None:
-        valid[self.unit.outputs[0]] = self.count > 0
+    def valids(self, valid: list[bool]) -> None:
+        valid[self.o] = self.count > 0
 
-    def readies(self, valid: dict[str, bool], ready: dict[str, bool]) -> None:
-        ok = self.take[self.step] and (not self.emit[self.step] or self.occ < self.unit.depth)
-        ins = self.unit.inputs
-        for k, link in enumerate(ins):
-            ready[link] = ok and all(valid[o] for i, o in enumerate(ins) if i != k)
+    def readies(self, valid: list[bool], ready: list[bool]) -> None:
+        ok = self.take[self.step] and (not self.emit[self.step] or self.occ < self.depth)
+        if len(self.ins) == 1:
+            ready[self.i] = ok
+            return
+        for k, link in enumerate(self.ins):
+            ready[link] = ok and all(valid[o] for i, o in enumerate(self.ins) if i != k)
 
-    def update(self, valid: dict[str, bool], ready: dict[str, bool]) -> bool:
-        take, emit = self.take[self.step], self.emit[self.step]
-        go = (not take or all(valid[i] for i in self.unit.inputs)) and (not emit or self.occ < self.unit.depth)
-        out = self.unit.outputs[0]
-        read = self.count > 0 and ready[out]
+    def update(self, valid: list[bool], ready: list[bool]) -> bool:
+        step = self.step
+        take, emit = self.take[step], self.emit[step]
+        inputs = valid[self.i] if len(self.ins) == 1 else all(valid[i] for i in self.ins)
+        go = (not take or inputs) and (not emit or self.occ < self.depth)
+        read = self.count > 0 and ready[self.o]
         issue = go and emit
-        self.count += int(self.pipe[-1]) - int(read)
-        self.occ += int(issue) - int(read)
-        moved = go or read or any(self.pipe)
-        self.pipe = [issue, *self.pipe[:-1]]
+        pipe = self.pipe
+        moved = go or read or any(pipe)
+        self.count += pipe[-1] - read
+        self.occ += issue - read
+        pipe.pop()
+        pipe.insert(0, issue)
         if go:
-            self.step = (self.step + 1) % self.steps
+            self.step = step + 1 if step + 1 < self.steps else 0
         return moved
 
 
@@ -94,24 +105,25 @@ class _Collect(_Model):
     def reset(self) -> None:
         self.k_in = self.k_out = 0
         self.full = False
+        self.last_in = self.unit.words_in - 1
+        self.last_out = 0 if self.unit.reduce else self.unit.words_out - 1
 
-    def valids(self, valid: dict[str, bool]) -> None:
-        valid[self.unit.outputs[0]] = self.full
+    def valids(self, valid: list[bool]) -> None:
+        valid[self.o] = self.full
 
-    def readies(self, valid: dict[str, bool], ready: dict[str, bool]) -> None:
-        ready[self.unit.inputs[0]] = self.k_in < self.unit.words_in - 1 or not self.full
+    def readies(self, valid: list[bool], ready: list[bool]) -> None:
+        ready[self.i] = self.k_in < self.last_in or not self.full
 
-    def update(self, valid: dict[str, bool], ready: dict[str, bool]) -> bool:
-        take = valid[self.unit.inputs[0]] and (self.k_in < self.unit.words_in - 1 or not self.full)
-        words_out = 1 if self.unit.reduce else self.unit.words_out
-        read = self.full and ready[self.unit.outputs[0]]
+    def update(self, valid: list[bool], ready: list[bool]) -> bool:
+        take = valid[self.i] and (self.k_in < self.last_in or not self.full)
+        read = self.full and ready[self.o]
         if read:
-            if self.k_out == words_out - 1:
+            if self.k_out == self.last_out:
                 self.k_out, self.full = 0, False
             else:
                 self.k_out += 1
         if take:
-            if self.k_in == self.unit.words_in - 1:
+            if self.k_in == self.last_in:
                 self.k_in, self.full = 0, True
             else:
                 self.k_in += 1
@@ -124,17 +136,18 @@ class _Fifo(_Model):
     def reset(self) -> None:
         self.count = self.most = 0
 
-    def valids(self, valid: dict[str, bool]) -> None:
-        valid[self.unit.outputs[0]] = self.count > 0
+    def valids(self, valid: list[bool]) -> None:
+        valid[self.o] = self.count > 0
 
-    def readies(self, valid: dict[str, bool], ready: dict[str, bool]) -> None:
-        ready[self.unit.inputs[0]] = self.count < self.unit.entries
+    def readies(self, valid: list[bool], ready: list[bool]) -> None:
+        ready[self.i] = self.count < self.unit.entries
 
-    def update(self, valid: dict[str, bool], ready: dict[str, bool]) -> bool:
-        take = valid[self.unit.inputs[0]] and self.count < self.unit.entries
-        read = self.count > 0 and ready[self.unit.outputs[0]]
-        self.count += int(take) - int(read)
-        self.most = max(self.most, self.count)
+    def update(self, valid: list[bool], ready: list[bool]) -> bool:
+        take = valid[self.i] and self.count < self.unit.entries
+        read = self.count > 0 and ready[self.o]
+        self.count += take - read
+        if self.count > self.most:
+            self.most = self.count
         return take or read
 
 
@@ -142,35 +155,35 @@ class _Fork(_Model):
     unit: Fork
 
     def reset(self) -> None:
-        self.done = [False] * len(self.unit.outputs)
+        self.done = [False] * len(self.outs)
 
-    def valids(self, valid: dict[str, bool]) -> None:
-        v = valid[self.unit.inputs[0]]
-        for out, d in zip(self.unit.outputs, self.done, strict=True):
+    def valids(self, valid: list[bool]) -> None:
+        v = valid[self.i]
+        for out, d in zip(self.outs, self.done, strict=True):
             valid[out] = v and not d
 
-    def readies(self, valid: dict[str, bool], ready: dict[str, bool]) -> None:
-        ready[self.unit.inputs[0]] = all(d or ready[o] for o, d in zip(self.unit.outputs, self.done, strict=True))
+    def readies(self, valid: list[bool], ready: list[bool]) -> None:
+        ready[self.i] = all(d or ready[o] for o, d in zip(self.outs, self.done, strict=True))
 
-    def update(self, valid: dict[str, bool], ready: dict[str, bool]) -> bool:
+    def update(self, valid: list[bool], ready: list[bool]) -> bool:
         before = self.done
-        if valid[self.unit.inputs[0]] and ready[self.unit.inputs[0]]:
+        if valid[self.i] and ready[self.i]:
             self.done = [False] * len(self.done)
             return True
-        self.done = [d or (valid[o] and ready[o]) for o, d in zip(self.unit.outputs, self.done, strict=True)]
+        self.done = [d or (valid[o] and ready[o]) for o, d in zip(self.outs, self.done, strict=True)]
         return self.done != before
 
 
 class _Wire(_Model):
     unit: Wire
 
-    def valids(self, valid: dict[str, bool]) -> None:
-        valid[self.unit.outputs[0]] = valid[self.unit.inputs[0]]
+    def valids(self, valid: list[bool]) -> None:
+        valid[self.o] = valid[self.i]
 
-    def readies(self, valid: dict[str, bool], ready: dict[str, bool]) -> None:
-        ready[self.unit.inputs[0]] = ready[self.unit.outputs[0]]
+    def readies(self, valid: list[bool], ready: list[bool]) -> None:
+        ready[self.i] = ready[self.o]
 
-    def update(self, valid: dict[str, bool], ready: dict[str, bool]) -> bool:
+    def update(self, valid: list[bool], ready: list[bool]) -> bool:
         return False
 
 
@@ -184,25 +197,28 @@ class Deadlock(RuntimeError):
 def run(plan: Plan, words_in: int, words_out: int, images: int) -> tuple[list[int], dict[str, int]]:
     """Edges that take the last output word of each of ``images`` images fed back to back, and
     the most pixels each FIFO held."""
-    models = [_MODELS[type(u)](u) for u in plan.units]
+    index = {link: k for k, link in enumerate(plan.links)}
+    models = [_MODELS[type(u)](u, index) for u in plan.units]
     backwards = models[::-1]
-    valid: dict[str, bool] = {}
-    ready: dict[str, bool] = {}
+    valid = [False] * len(index)
+    ready = [False] * len(index)
+    source, sink = index[plan.input_link], index[plan.output_link]
     fed = taken = 0
     last: list[int] = []
     edge = 0
+    total_in = images * words_in
     while len(last) < images:
-        valid[plan.input_link] = fed < images * words_in
+        valid[source] = fed < total_in
         for m in models:
             m.valids(valid)
-        ready[plan.output_link] = True
+        ready[sink] = True
         for m in backwards:
             m.readies(valid, ready)
         moved = False
-        if valid[plan.input_link] and ready[plan.input_link]:
+        if valid[source] and ready[source]:
             fed += 1
             moved = True
-        if valid[plan.output_link]:
+        if valid[sink]:
             taken += 1
             moved = True
             if taken % words_out == 0:
@@ -225,7 +241,7 @@ def size_fifos(plan: Plan, graph: Graph) -> None:
         f.entries = UNBOUNDED
     words_in = pixels(graph.input_shape)[0]
     words_out = pixels(graph.output.shape)[0]
-    _, most = run(plan, words_in, words_out, 6)
+    _, most = run(plan, words_in, words_out, 4)
     for f in fifos:
         if f.need == 0 and most[f.name] <= 1:
             plan.drop(f)
