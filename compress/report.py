@@ -165,6 +165,16 @@ def _checks(ver: dict[str, Any]) -> str:
         text += (
             f"; cocotb {proto.get('tests', 0) - proto.get('failed', 0)}/{proto.get('tests', 0)} protocol tests passed"
         )
+    timing = ver.get("timing")
+    if timing is not None:
+        text += (
+            "; latency and interval measured as stated"
+            if timing["agree"]
+            else (
+                f"; measured latency {timing['measured']['latency_cycles']} and interval "
+                f"{timing['measured']['initiation_interval']} differ from the design's"
+            )
+        )
     hls = ver.get("hls")
     if hls is not None:
         diffs = len(hls["precision_differences"])
@@ -180,4 +190,6 @@ def _verdict(ver: dict[str, Any]) -> str:
         return "PROTOCOL TESTS FAILED"
     if hls is not None and hls["precision_differences"]:
         return "HLS PRECISIONS CHANGED"
+    if ver.get("timing") is not None and not ver["timing"]["agree"]:
+        return "TIMING DIFFERS"
     return "BIT-EXACT"

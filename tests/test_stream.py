@@ -380,7 +380,9 @@ def test_verify_catches_a_wrong_stated_interval(tmp_path: Path) -> None:
 # ---- the command ----
 
 
-def test_cli_io_stream_end_to_end(small_mlp: Callable[[str, float], Path], tmp_path: Path) -> None:
+def test_cli_io_stream_end_to_end(
+    small_mlp: Callable[[str, float], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--io stream on a Keras MLP: one word per sample, verified, timing stated and measured, and
     recorded in design.json so that verify re-simulates the same design."""
     outdir = tmp_path / "out"
@@ -392,6 +394,8 @@ def test_cli_io_stream_end_to_end(small_mlp: Callable[[str, float], Path], tmp_p
     assert v["bit_exact"] and v["protocol"] == {"tests": 3, "failed": 0, "samples": 60}
     assert v["timing"]["agree"] and v["timing"]["stated"]["latency_cycles"] == hw["latency_cycles"]
     assert json.loads((outdir / "design.json").read_text())["vhdl"]["architecture"] == "stream"
+    out = capsys.readouterr().out
+    assert "architecture: stream (--io: asked for" in out and "latency and interval measured as stated" in out
     assert main(["verify", str(outdir), "-q"]) == 0
 
 
