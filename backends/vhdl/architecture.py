@@ -16,7 +16,6 @@ from mlinfn_compress.ir import INPUT, Graph, Linear
 
 from .dataflow import render as render_dataflow
 from .design import VhdlDesign
-from .ops import linear_sources
 from .stream import render_stream
 from .stream_plan import pixels
 
@@ -29,9 +28,8 @@ def parallel_size(graph: Graph) -> tuple[int, int]:
     """(constant multiplications, values of the largest tensor) of the fully parallel design."""
     mults = 0
     for node in graph.nodes:
-        if isinstance(node, Linear):
-            positions = linear_sources(graph, node)[0] if node.window is not None else graph.in_size(node) // node.n_in
-            mults += positions * node.multipliers()
+        if isinstance(node, Linear):  # one copy of the core per output position
+            mults += math.prod(node.shape[:-1]) * node.multipliers()
     largest = max(math.prod(graph.shape_of(t)) for t in [INPUT, *(n.name for n in graph.nodes)])
     return mults, largest
 
