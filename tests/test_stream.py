@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,7 +45,7 @@ from mlinfn_compress.pipeline import verify_outdir
 from mlinfn_compress.progress import Progress
 from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
 from mlinfn_compress.sim.cocotb_runner import run_protocol_tests
-from mlinfn_compress.sim.ghdl import simulate_design
+from mlinfn_compress.sim.ghdl import STD, analyse, run_tool, simulate_design
 from mlinfn_compress.verify import load_outdir, run_verification
 
 
@@ -284,14 +283,8 @@ def test_every_unit_kind_synthesises(tmp_path: Path) -> None:
     g = quantised(_graph("every_unit", (4, 4, 1), nodes, output_activation="softmax"))
     d = check_stream(g, tmp_path, n=20)
     work = tmp_path / "synth"
-    work.mkdir()
-    subprocess.run(["ghdl", "-a", "--std=08", f"--workdir={work}", *map(str, d.files)], check=True)
-    netlist = subprocess.run(
-        ["ghdl", "--synth", "--std=08", f"--workdir={work}", "--out=verilog", d.top],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    analyse(d.files, work)
+    netlist = run_tool(["ghdl", "--synth", STD, f"--workdir={work}", "--out=verilog", d.top], work, "ghdl --synth")
     assert "module every_unit" in netlist and "in_ready" in netlist and "out_argmax" in netlist
 
 

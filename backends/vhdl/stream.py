@@ -181,10 +181,12 @@ class _Renderer:
         )
 
     def fifo(self, unit: Fifo, reader: Node, port: int) -> None:
-        reason = (
-            f"Its branch runs ahead of the other input(s): the branches cannot deadlock with {unit.need} or more "
-            f"(from the graph); {unit.entries} keep them at full speed (from the timing model)."
+        bound = (
+            f"the branches cannot deadlock with {unit.need} or more (from the graph)"
+            if unit.need
+            else "no entries are needed against a deadlock (from the graph)"
         )
+        reason = f"Its branch runs ahead of the other input(s): {bound}; {unit.entries} keep them at full speed."
         ctx = dict(
             self.common,
             entity=self.entity(unit),
