@@ -174,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
         "hardware with hls4ml's lookup-table softmax and emits probabilities and their arg-max (default: logits)",
     )
     p.add_argument(
+        "--io",
+        choices=("parallel", "stream"),
+        help="architecture of the VHDL design: parallel (every layer at once, one sample per clock) or stream "
+        "(one pixel per clock through line buffers, valid/ready handshakes) (default: stream where the parallel "
+        "design would exceed 16,384 constant multiplications or its largest tensor 1,024 values, else parallel)",
+    )
+    p.add_argument(
         "--synth",
         action="store_true",
         help="also estimate the VHDL design's resources with ghdl --synth + yosys synth_xilinx (default: off)",
@@ -240,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             synth=args.synth,
             softmax=args.softmax,
             quiet=args.quiet,
+            io=args.io,
         )
         from .pipeline import compress
 

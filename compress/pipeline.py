@@ -64,6 +64,7 @@ class RunOptions:
     synth: bool = False
     softmax: str = "logits"  # a final softmax: "logits" (removed) or "table" (hls4ml's lookup-table softmax)
     quiet: bool = False
+    io: str | None = None  # VHDL architecture: parallel or stream (None: by the size rule)
 
 
 def check_outdir(outdir: Path, force: bool) -> None:
@@ -103,6 +104,13 @@ def compress(opts: RunOptions) -> int:
         raise UserError(f"--softmax must be one of {', '.join(SOFTMAX_MODES)}, got {opts.softmax!r}")
     if opts.synth and opts.target == "hls":
         raise UserError("--synth estimates the VHDL design's resources: use it with --target vhdl or both")
+    if opts.io is not None:
+        from .backends.vhdl import IO_CHOICES
+
+        if opts.io not in IO_CHOICES:
+            raise UserError(f"--io must be one of {', '.join(IO_CHOICES)}, got {opts.io!r}")
+        if opts.target == "hls":
+            raise UserError("--io chooses the VHDL design's architecture: use it with --target vhdl or both")
     if opts.simulate < 1:
         raise UserError(f"--simulate must be at least 1, got {opts.simulate}")
     opts.quant.check()
@@ -214,7 +222,17 @@ def _run(
     if graph.output_activation == "sigmoid":
         outputs["note"] = SIGMOID_NOTE
     latency = design.latency if design is not None else None
-    report = build_report(graph, opts.target, latency, verification.to_json(), quant_info, outputs, progress.timings)
+    report = build_report(
+        graph,
+        opts.target,
+        latency,
+        verification.to_json(),
+        quant_info,
+        outputs,
+        progress.timings,
+        interval=design.initiation_interval if design is not None else 1,
+        io=_io_facts(opts, graph) if design is not None else None,
+    )
     if loaded.input_layout is not None and loaded.output_layout is not None:  # the framework's own shapes
         report["model"]["framework_input_shape"] = list(loaded.input_layout.model_shape)
         report["model"]["framework_output_shape"] = list(loaded.output_layout.model_shape)
@@ -244,6 +262,16 @@ def _run(
     np.savez(tmp / "sim" / "references.npz", **references)
     shutil.rmtree(work)
     return report, verification.passed
+
+
+def _io_facts(opts: RunOptions, graph: Graph) -> dict[str, Any]:
+    """The VHDL architecture of the run, how it was chosen and why."""
+    from .backends.vhdl import choose_io
+
+    rule, reason = choose_io(graph)
+    if opts.io is None:
+        return {"architecture": rule, "chosen_by": "size rule", "reason": reason}
+    return {"architecture": opts.io, "chosen_by": "--io", "reason": f"asked for; the size rule gives {rule}: {reason}"}
 
 
 def _calibration_source(opts: RunOptions, dataset: Dataset | None) -> str:
@@ -278,8 +306,9 @@ def _emit_and_verify(
     if opts.target in ("vhdl", "both"):
         from .backends.vhdl import render
 
-        with progress.step("emit", "writing VHDL"):
-            design = render(graph, tmp / "vhdl", tmp / "sim")
+        io = _io_facts(opts, graph)["architecture"]
+        with progress.step("emit", f"writing VHDL ({io} architecture)"):
+            design = render(graph, tmp / "vhdl", tmp / "sim", io=io)
     if opts.target in ("hls", "both"):
         from .backends.hls import render_hls
 

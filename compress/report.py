@@ -113,7 +113,11 @@ def build_report(
     quantisation: dict[str, Any],
     outputs: dict[str, Any],
     timings: dict[str, float],
+    *,
+    interval: int | None = 1,
+    io: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The report; ``io``: the VHDL architecture, how it was chosen and why (None without VHDL)."""
     return {
         "tool": {"name": "mlinfn-compress", "version": __version__},
         "model": {
@@ -128,7 +132,13 @@ def build_report(
         "compression": compression(graph),
         "quantisation": quantisation,
         "verification": verification,
-        "hardware": {"latency_cycles": latency, "initiation_interval": 1, "resources": None, "outputs": outputs},
+        "hardware": {
+            "latency_cycles": latency,
+            "initiation_interval": interval,
+            "io": io,
+            "resources": None,
+            "outputs": outputs,
+        },
         "accuracy": None,
         "timings_s": timings,
     }
@@ -149,6 +159,9 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
         f"  latency {latency}, initiation interval {hw['initiation_interval']}; "
         f"{comp['multipliers']} multipliers, {comp['sparsity']:.0%} of weights zero"
     )
+    io = hw.get("io")
+    if io:
+        lines.append(f"  architecture: {io['architecture']} ({io['chosen_by']}: {io['reason']})")
     res = hw.get("resources")
     if res and "LUT" in res:
         lines.append(
@@ -192,6 +205,16 @@ def _checks(ver: dict[str, Any]) -> str:
         text += (
             f"; cocotb {proto.get('tests', 0) - proto.get('failed', 0)}/{proto.get('tests', 0)} protocol tests passed"
         )
+    timing = ver.get("timing")
+    if timing is not None:
+        text += (
+            "; latency and interval measured as stated"
+            if timing["agree"]
+            else (
+                f"; measured latency {timing['measured']['latency_cycles']} and interval "
+                f"{timing['measured']['initiation_interval']} differ from the design's"
+            )
+        )
     hls = ver.get("hls")
     if hls is not None:
         diffs = len(hls["precision_differences"])
@@ -207,4 +230,6 @@ def _verdict(ver: dict[str, Any]) -> str:
         return "PROTOCOL TESTS FAILED"
     if hls is not None and hls["precision_differences"]:
         return "HLS PRECISIONS CHANGED"
+    if ver.get("timing") is not None and not ver["timing"]["agree"]:
+        return "TIMING DIFFERS"
     return "BIT-EXACT"

@@ -2,8 +2,12 @@
 
 The bulk check streams every sample through a VHDL textio bench in GHDL and
 compares with the golden model (and with the framework's own inference where
-that is exact); cocotb then checks the protocol (valid, latency, reset) on a
-subset of the same samples.
+that is exact); cocotb then checks the protocol (valid, latency, reset; for
+the streaming architecture also back-pressure) on a subset of the same
+samples.  The design description (design.json) says how the bench takes a
+sample: one word, or an image as one word per pixel; the streaming bench
+also measures latency and initiation interval, which must equal what the
+renderer stated.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .ir import Graph, Softmax
 from .progress import Progress
 
 PROTOCOL_SAMPLES = 200
+PROTOCOL_CYCLES = 4_000  # streaming designs: about this many clocks of images for each cocotb test
 DESIGN_FILE = "design.json"
 
 
@@ -41,6 +46,7 @@ class Verification:
     test_logits: np.ndarray | None = None  # hardware outputs on the test set
     test_golden: np.ndarray | None = None  # the golden model's outputs on the test set
     hls: dict[str, Any] | None = None  # the C simulation's facts (HLS only)
+    timing: dict[str, Any] | None = None  # streaming: stated and measured latency and interval
 
     @property
     def mismatches(self) -> int:
@@ -52,7 +58,8 @@ class Verification:
             self.protocol.get("failed", 1) == 0 and self.protocol.get("tests", 0) > 0
         )
         hls_ok = self.hls is None or not self.hls["precision_differences"]
-        return self.mismatches == 0 and protocol_ok and hls_ok
+        timing_ok = self.timing is None or self.timing["agree"]
+        return self.mismatches == 0 and protocol_ok and hls_ok and timing_ok
 
     def to_json(self) -> dict[str, Any]:
         first = next((dict(c.first, against=c.against) for c in self.comparisons if c.first), None)
@@ -66,6 +73,7 @@ class Verification:
             "comparisons": [c.to_json() for c in self.comparisons],
             "protocol": self.protocol,
             "hls": self.hls,
+            "timing": self.timing,
             "simulation_seconds": round(self.sim_seconds, 3),
             "samples_per_second": round(self.samples / self.sim_seconds) if self.sim_seconds > 0 else None,
         }
@@ -116,7 +124,7 @@ def run_verification(
     test_outputs: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     simulators: list[str] = []
-    protocol = hls_info = None
+    protocol = hls_info = timing = None
     argmax = None
     with tempfile.TemporaryDirectory(prefix="mlinfn-sim-") as tmp:
         if vhdl is not None:
@@ -124,6 +132,8 @@ def run_verification(
             outputs["vhdl"], argmax, seconds["vhdl"] = sims[0].logits, sims[0].argmax, sims[0].seconds
             if sims[1] is not None:
                 test_outputs["vhdl"] = sims[1].logits
+            if sims[0].timing is not None:
+                timing = _timing(vhdl, sims[0].timing)
             protocol = _protocol(vhdl, x_int, expected, Path(tmp), progress, keep_logs)
             simulators.append(f"{ghdl_version()}: VHDL textio bench (all samples); cocotb protocol tests")
     if hls is not None:
@@ -156,6 +166,7 @@ def run_verification(
         test_outputs.get(first),
         expected_test,
         hls_info,
+        timing,
     )
 
 
@@ -172,19 +183,26 @@ def _logit_comparisons(graph: Graph, x_int: np.ndarray, references: dict[str, np
     ]
 
 
+def _timing(design: VhdlDesign, measured: dict[str, Any]) -> dict[str, Any]:
+    """The renderer's latency and interval beside the bench's; they agree where the bench could measure."""
+    stated = {"latency_cycles": design.latency, "initiation_interval": design.initiation_interval}
+    agree = measured["latency_cycles"] == design.latency
+    if measured["samples"] >= max(design.steady_from, 2):
+        agree = agree and measured["initiation_interval"] == design.initiation_interval
+    return {"stated": stated, "measured": measured, "agree": agree}
+
+
 def _simulate_vhdl(
     design: VhdlDesign, x_int: np.ndarray, test_set: np.ndarray | None, tmp: Path, progress: Progress
 ) -> tuple[Any, Any]:
-    from .sim.ghdl import simulate
+    from .sim.ghdl import simulate_design
 
     with progress.step("simulate", f"simulating {len(x_int)} samples in GHDL"):
-        sim = simulate(design.files, design.testbench, design.top, x_int, design.n_out, design.argmax, tmp / "bulk")
+        sim = simulate_design(design, x_int, tmp / "bulk")
     test_sim = None
     if test_set is not None:
         with progress.step("test_set", f"simulating the {len(test_set)} test samples in GHDL"):
-            test_sim = simulate(
-                design.files, design.testbench, design.top, test_set, design.n_out, design.argmax, tmp / "test"
-            )
+            test_sim = simulate_design(design, test_set, tmp / "test")
     return sim, test_sim
 
 
@@ -199,6 +217,14 @@ def _protocol(
     from .sim.cocotb_runner import run_protocol_tests
 
     k = min(len(x_int), PROTOCOL_SAMPLES)
+    meta: tuple[int, ...] = (design.w_in, design.w_out, design.out_signed, design.latency)
+    module = "protocol_test"
+    if design.architecture == "stream":
+        per_sample = max(design.initiation_interval, design.in_words, design.out_words)
+        k = min(k, max(3, design.steady_from, PROTOCOL_CYCLES // per_sample))
+        meta = (design.w_in, design.n_in, design.in_words, design.w_out, design.n_out, design.out_words,
+                design.out_signed, design.latency, design.initiation_interval, design.steady_from)  # fmt: skip
+        module = "stream_protocol_test"
     with progress.step("protocol", f"cocotb protocol tests on {k} samples"):
         try:
             proto = run_protocol_tests(
@@ -207,8 +233,9 @@ def _protocol(
                 x_int[:k],
                 expected["logits"][:k],
                 expected["argmax"][:k] if design.argmax else None,
-                (design.w_in, design.w_out, design.out_signed, design.latency),
+                meta,
                 tmp / "cocotb",
+                module=module,
             )
             protocol = {"tests": proto.tests, "failed": proto.failed, "samples": proto.samples}
         except RuntimeError as e:

@@ -26,12 +26,16 @@ def run_protocol_tests(
     inputs: np.ndarray,
     logits: np.ndarray,
     argmax: np.ndarray | None,
-    meta: tuple[int, int, bool, int],
+    meta: tuple[int, ...],
     build_dir: Path,
+    module: str = "protocol_test",
 ) -> ProtocolResult:
-    """Build ``top`` with cocotb's GHDL runner and run the protocol tests.
+    """Build ``top`` with cocotb's GHDL runner and run the protocol tests of ``module`` (in this package).
 
-    ``meta`` is (input width, output width, outputs signed, latency).
+    ``meta`` holds the interface facts that module reads: for ``protocol_test``
+    (input width, output width, outputs signed, latency); for ``stream_protocol_test``
+    (input width, values per input word, input words per sample, output width, values per
+    output word, output words per sample, outputs signed, latency, interval, steady from).
     """
     from cocotb_tools.runner import get_results, get_runner
 
@@ -63,7 +67,7 @@ def run_protocol_tests(
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
         results = runner.test(
-            test_module="mlinfn_compress.sim.protocol_test",
+            test_module=f"mlinfn_compress.sim.{module}",
             hdl_toplevel=top,
             test_args=[STD],
             plusargs=["--ieee-asserts=disable-at-0"],  # GHDL run-time option, after the unit

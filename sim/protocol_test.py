@@ -6,46 +6,22 @@ the expected outputs come from the file named by MLINFN_PROTOCOL_DATA.
 
 from __future__ import annotations
 
-import os
 import random
 
 import cocotb
-import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
+from .words import pack, protocol_data, unpack
+
 PERIOD_NS = 10
-
-
-def _data() -> dict[str, np.ndarray]:
-    with np.load(os.environ["MLINFN_PROTOCOL_DATA"]) as f:
-        return {k: f[k] for k in f.files}
-
-
-def _pack(values: np.ndarray, width: int) -> int:
-    mask = (1 << width) - 1
-    word = 0
-    for i, v in enumerate(int(x) for x in values):
-        word |= (v & mask) << (i * width)
-    return word
-
-
-def _unpack(word: int, n: int, width: int, signed: bool) -> list[int]:
-    mask = (1 << width) - 1
-    out = []
-    for i in range(n):
-        v = (word >> (i * width)) & mask
-        if signed and v >> (width - 1):
-            v -= 1 << width
-        out.append(v)
-    return out
 
 
 class Bench:
     def __init__(self, dut: object) -> None:
         self.dut = dut
-        d = _data()
+        d = protocol_data()
         self.x = d["inputs"]
         self.logits = d["logits"]
         self.argmax = d["argmax"] if "argmax" in d else None
@@ -77,7 +53,7 @@ class Bench:
             if dut.out_valid.value == 1:
                 word = dut.out_data.value.to_unsigned()
                 idx = dut.out_argmax.value.to_unsigned() if self.argmax is not None else None
-                self.seen.append((edge, _unpack(word, n_out, self.w_out, self.out_signed), idx))
+                self.seen.append((edge, unpack(word, n_out, self.w_out, self.out_signed), idx))
 
     def now(self) -> int:
         """The current clock edge, counted in clock periods."""
@@ -85,7 +61,7 @@ class Bench:
 
     async def drive(self, k: int) -> int:
         """Present sample k for one cycle; return the clock edge that takes it in."""
-        self.dut.in_data.value = _pack(self.x[k], self.w_in)
+        self.dut.in_data.value = pack(self.x[k], self.w_in)
         self.dut.in_valid.value = 1
         await RisingEdge(self.dut.clk)
         taken = self.now()

@@ -17,43 +17,16 @@ from typing import Any
 import jinja2
 
 from mlinfn_compress import __version__
-from mlinfn_compress.errors import UserError
 from mlinfn_compress.ir import INPUT, Concat, Graph, Linear, Node, Pool, Softmax
 from mlinfn_compress.ir.movement import _Move
 
 from .cmvm import render_core
-from .design import VhdlDesign, int_table, template_env, vhdl_name
+from .design import TensorNames, VhdlDesign, check_widths, int_table, template_env
 from .ops import Rendered, linear_sources, render_concat, render_elementwise, render_move, render_pool, render_softmax
 
 
-class _Names:
-    """VHDL names of the graph's tensors, their element and vector types."""
-
-    def __init__(self, graph: Graph) -> None:
-        self.top = vhdl_name(graph.name)
-        self.short: dict[str, str] = {INPUT: "input"}
-        used = {"input"}
-        for n in graph.nodes:
-            base, i = vhdl_name(n.name), 1
-            name = base
-            while name in used:
-                i += 1
-                name = f"{base}_{i}"
-            used.add(name)
-            self.short[n.name] = name
-
-    def elem(self, tensor: str) -> str:
-        return f"{self.short[tensor]}_t"
-
-    def vec(self, tensor: str) -> str:
-        return f"{self.short[tensor]}_vec"
-
-    def entity(self, node: str) -> str:
-        return f"{self.top}_{self.short[node]}"
-
-
 def _render_node(
-    env: jinja2.Environment, graph: Graph, node: Node, names: _Names, common: dict[str, Any], out: Path
+    env: jinja2.Environment, graph: Graph, node: Node, names: TensorNames, common: dict[str, Any], out: Path
 ) -> tuple[list[Path], int, list[dict[str, Any]]]:
     """Write the node's entity (and its core); returns (files, latency, extra vector types for the package)."""
     ports = (
@@ -121,18 +94,10 @@ def _render_node(
 
 def render(graph: Graph, outdir: Path, bench_dir: Path) -> VhdlDesign:
     """Write the design into ``outdir`` and its textio bench into ``bench_dir``."""
-    if not graph.quantised:
-        raise ValueError("the graph must be quantised before rendering")
+    check_widths(graph)
     assert graph.input_type is not None
-    for tensor in [INPUT, *(n.name for n in graph.nodes)]:
-        t = graph.type_of(tensor)
-        if t.width > 31:
-            raise UserError(
-                f"tensor '{tensor}' has type {t}: values wider than 31 bits between layers are not supported "
-                "by the VHDL backend"
-            )
     env = template_env()
-    names = _Names(graph)
+    names = TensorNames(graph)
     top = names.top
     outdir.mkdir(parents=True, exist_ok=True)
     common = {"top": top, "version": __version__, "source": Path(graph.source_path).name}
@@ -274,6 +239,6 @@ def render(graph: Graph, outdir: Path, bench_dir: Path) -> VhdlDesign:
     )
 
 
-def _signal(names: _Names, tensor: str, delay: int) -> str:
+def _signal(names: TensorNames, tensor: str, delay: int) -> str:
     base = f"t_{names.short[tensor]}"
     return base if delay == 0 else f"{base}_d{delay}"

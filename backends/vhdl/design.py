@@ -10,6 +10,8 @@ from typing import Any
 import jinja2
 
 from mlinfn_compress import vhdl_templates
+from mlinfn_compress.errors import UserError
+from mlinfn_compress.ir import INPUT, Graph
 
 # VHDL integers are guaranteed 32-bit: every value, partial sums included,
 # must stay inside this range where a design computes on integers.
@@ -43,9 +45,12 @@ class VhdlDesign:
     out_signed: bool
     argmax: bool
     w_idx: int
-    architecture: str = "dataflow"
+    architecture: str = "dataflow"  # or "stream"
     initiation_interval: int = 1
     layers: list[dict[str, Any]] = field(default_factory=list)  # per node: entity, latency, start cycle, ...
+    in_words: int = 1  # words of n_in values per input sample (stream: pixels of an image)
+    out_words: int = 1  # words of n_out values per output sample
+    steady_from: int = 1  # samples fed back to back after which every interval is the initiation interval
 
     def to_json(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -62,6 +67,45 @@ def template_env() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+
+
+class TensorNames:
+    """VHDL names of a graph's tensors, their element and vector types, and the nodes' entities."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.top = vhdl_name(graph.name)
+        self.short: dict[str, str] = {INPUT: "input"}
+        used = {"input"}
+        for n in graph.nodes:
+            base, i = vhdl_name(n.name), 1
+            name = base
+            while name in used:
+                i += 1
+                name = f"{base}_{i}"
+            used.add(name)
+            self.short[n.name] = name
+
+    def elem(self, tensor: str) -> str:
+        return f"{self.short[tensor]}_t"
+
+    def vec(self, tensor: str) -> str:
+        return f"{self.short[tensor]}_vec"
+
+    def entity(self, node: str) -> str:
+        return f"{self.top}_{self.short[node]}"
+
+
+def check_widths(graph: Graph) -> None:
+    """A UserError unless the graph is quantised and every tensor fits the backend's integers."""
+    if not graph.quantised:
+        raise ValueError("the graph must be quantised before rendering")
+    for tensor in [INPUT, *(n.name for n in graph.nodes)]:
+        t = graph.type_of(tensor)
+        if t.width > 31:
+            raise UserError(
+                f"tensor '{tensor}' has type {t}: values wider than 31 bits between layers are not supported "
+                "by the VHDL backend"
+            )
 
 
 def vhdl_name(name: str) -> str:

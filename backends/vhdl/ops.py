@@ -27,6 +27,7 @@ from mlinfn_compress.ir import (
     Linear,
     Node,
     Pool,
+    Shape,
     Softmax,
     Table,
     patches,
@@ -69,13 +70,18 @@ def _ctx(base: dict[str, Any], node: Node, n: int, describe: list[str]) -> dict[
     return dict(base, node=node, n=n, describe=describe, requants=[], variables=[], body=[], table=None)
 
 
-def render_elementwise(env: jinja2.Environment, graph: Graph, node: Node, base: dict[str, Any]) -> Rendered:
-    """Clip, cast, leaky relu, lookup table and add: one function per element, one register stage."""
+def render_elementwise(
+    env: jinja2.Environment, graph: Graph, node: Node, base: dict[str, Any], n: int | None = None
+) -> Rendered:
+    """Clip, cast, leaky relu, lookup table and add: one function per element, one register stage.
+
+    ``n``: how many elements the entity takes (default: the whole tensor; a stream: one pixel).
+    """
     res = node.result_type
     assert res is not None
     types = graph.in_types(node)
     x_t = types[0]
-    ctx = _ctx(base, node, node.size, [f"input {', '.join(map(str, types))}, result {res}."])
+    ctx = _ctx(base, node, node.size if n is None else n, [f"input {', '.join(map(str, types))}, result {res}."])
     body: list[str] = ctx["body"]
     where = f"layer '{node.name}' ({node.kind})"
     if isinstance(node, Cast):
@@ -133,24 +139,37 @@ def render_elementwise(env: jinja2.Environment, graph: Graph, node: Node, base: 
     return Rendered(env.get_template("elementwise.vhd.j2").render(ctx), 1)
 
 
-def render_pool(env: jinja2.Environment, graph: Graph, node: Pool, base: dict[str, Any]) -> Rendered:
+def pool_requant(graph: Graph, node: Pool, taps: int) -> tuple[int, dict[str, Any]]:
+    """(extra, requant): the left shift that puts an input on the average's accumulator grid (0 for
+    max) and the re-quantisation of the pooled value, for windows of ``taps`` cells."""
     x_t = graph.in_type(node)
     res = node.result_type
-    assert res is not None and node.window is not None
+    assert res is not None
+    if node.mode != "avg":
+        return 0, requant_spec(x_t.frac, x_t.min_int, x_t.max_int, res)
+    acc = node.accum_type
+    assert acc is not None
+    extra = acc.frac - x_t.frac
+    bound = max(abs(x_t.min_int), abs(x_t.max_int)) * taps << extra
+    check_int(bound, f"layer '{node.name}' ({node.kind})")
+    lo, hi = (x_t.min_int * taps) << extra, (x_t.max_int * taps) << extra
+    return extra, requant_spec(acc.frac, min(lo, 0), max(hi, 0), res)
+
+
+def render_pool(
+    env: jinja2.Environment, graph: Graph, node: Pool, base: dict[str, Any], window_only: bool = False
+) -> Rendered:
+    """Every position of the pooling at once; ``window_only``: one window (taps x channels) on ``x``,
+    padding already filled in, and the divisor of an average on port ``d`` where it varies."""
+    assert node.window is not None
     positions, taps, src, div = pool_sources(graph, node)
+    if window_only:
+        positions, src, div = 1, list(range(taps)), div[:1] if len(set(div)) == 1 else []
     channels = graph.shape_of(node.inputs[0])[-1]
     ctx = dict(base, node=node, positions=positions, taps=taps, channels=channels, window=node.window)
     ctx["src_table"] = int_table(src)
-    if node.mode == "avg":
-        acc = node.accum_type
-        assert acc is not None
-        extra = acc.frac - x_t.frac
-        bound = max(abs(x_t.min_int), abs(x_t.max_int)) * taps << extra
-        check_int(bound, f"layer '{node.name}' ({node.kind})")
-        lo, hi = (x_t.min_int * taps) << extra, (x_t.max_int * taps) << extra
-        ctx.update(extra=extra, div_table=int_table(div), rq=requant_spec(acc.frac, min(lo, 0), max(hi, 0), res))
-    else:
-        ctx.update(lowest=x_t.min_int, rq=requant_spec(x_t.frac, x_t.min_int, x_t.max_int, res))
+    extra, rq = pool_requant(graph, node, taps)
+    ctx.update(extra=extra, rq=rq, div_table=int_table(div) if div else None, lowest=graph.in_type(node).min_int)
     return Rendered(env.get_template("pool.vhd.j2").render(ctx), 1)
 
 
@@ -162,11 +181,14 @@ def render_move(env: jinja2.Environment, graph: Graph, node: _Move, base: dict[s
     return Rendered(env.get_template("move.vhd.j2").render(ctx), 0)
 
 
-def render_concat(env: jinja2.Environment, graph: Graph, node: Concat, base: dict[str, Any]) -> Rendered:
+def render_concat(
+    env: jinja2.Environment, graph: Graph, node: Concat, base: dict[str, Any], shapes: list[Shape] | None = None
+) -> Rendered:
+    """The concatenation of the input tensors (or of tensors of ``shapes``: a stream's pixels)."""
     res = node.result_type
     assert res is not None
     types = graph.in_types(node)
-    shapes = graph.in_shapes(node)
+    shapes = graph.in_shapes(node) if shapes is None else shapes
     which = [np.full((1, *s), k, dtype=np.int64) for k, s in enumerate(shapes)]
     index = [np.arange(int(np.prod(s)), dtype=np.int64).reshape(1, *s) for s in shapes]
     axis = 1 + (node.axis if node.axis >= 0 else len(shapes[0]) + node.axis)
@@ -177,7 +199,7 @@ def render_concat(env: jinja2.Environment, graph: Graph, node: Concat, base: dic
     ctx = dict(
         base,
         node=node,
-        n_out=node.size,
+        n_out=len(from_input),
         registered=registered,
         requants=requants if registered else [],
         from_input=int_table(from_input),
