@@ -18,7 +18,7 @@ def _on_grid(values: np.ndarray, graph: Graph) -> np.ndarray:
     return np.where(scaled == np.round(scaled), scaled, np.nan)
 
 
-BACKENDS = ("vhdl", "hls", "qkeras_twin", "brevitas_twin")
+BACKENDS = ("vhdl", "vhdl_stream", "hls", "qkeras_twin", "brevitas_twin")
 
 
 def check_backends(
@@ -30,12 +30,13 @@ def check_backends(
     for backend in backends:
         out = workdir / backend
         shutil.rmtree(out, ignore_errors=True)
-        if backend == "vhdl":
+        if backend in ("vhdl", "vhdl_stream"):
             from .backends.vhdl import render
-            from .sim.ghdl import simulate
+            from .sim.ghdl import simulate_design
 
-            d = render(graph, out / "vhdl", out / "sim")
-            got = simulate(d.files, d.testbench, d.top, x_int, d.n_out, d.argmax, out / "work").logits
+            io = "stream" if backend == "vhdl_stream" else "parallel"
+            d = render(graph, out / "vhdl", out / "sim", io=io)
+            got = simulate_design(d, x_int, out / "work").logits
         elif backend == "hls":
             from .backends.hls import render_hls
             from .sim.hls_csim import run_csim

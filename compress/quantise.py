@@ -85,6 +85,8 @@ def _param_type(values: np.ndarray, bits: int, max_frac: int | None = None) -> F
     frac = bits - i
     if max_frac is not None and frac > max_frac:
         frac = max_frac
+    if i + frac < 2:  # every value lies below half a step of the grid: a sign and one bit hold what rounds to
+        i = 2 - frac
     return FixedType(i + frac, i, True, *PARAM_ROUNDING)
 
 
