@@ -42,6 +42,7 @@ from mlinfn_compress.ir import (
     Pool,
     Reshape,
     Shape,
+    Transpose,
     UniqueNames,
     Upsample,
 )
@@ -286,6 +287,8 @@ def node_unit(node: Node, graph: Graph, name: str, ins: list[str], out: str) -> 
         if c_in == c_out:
             return Wire(name, ins, [out], node=node)
         return Collect(name, ins, [out], node=node, c_in=c_in, c_out=c_out, block=math.lcm(c_in, c_out))
+    if isinstance(node, Transpose):
+        raise _refuse(node, "a transpose reorders whole images, which a pixel stream cannot do without a frame buffer")
     if isinstance(node, _Move):
         return _move_scan(node, graph, name, ins, out)
     if isinstance(node, Concat):
