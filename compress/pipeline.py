@@ -32,6 +32,10 @@ HLS_SOFTMAX_NOTE = (
     "the model ends in a softmax: the HLS design emits the logits (before the softmax; hls4ml's softmax "
     "is a lookup-table approximation)"
 )
+BONDMACHINE_SOFTMAX_NOTE = (
+    "the model ends in a softmax: the export ends in a layer of BondMachine softmax neurons; the golden "
+    "model's outputs here are the logits before it"
+)
 SOFTMAX_NOTE = (
     "the model ends in a softmax: out_data carries the logits (before the softmax) and "
     "out_argmax the index of the largest one"
@@ -201,7 +205,7 @@ def _run(
     if argmax:
         outputs["note"] = SOFTMAX_NOTE
     elif graph.has_argmax:
-        outputs["note"] = HLS_SOFTMAX_NOTE
+        outputs["note"] = BONDMACHINE_SOFTMAX_NOTE if opts.target == "bondmachine" else HLS_SOFTMAX_NOTE
     if graph.output_activation == "sigmoid":
         outputs["note"] = SIGMOID_NOTE
     latency = design.latency if design is not None else None
