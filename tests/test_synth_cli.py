@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -40,10 +41,18 @@ def test_synth_checks_the_netlist_and_times_the_design(
     assert (out / "synth" / "netlist.v").exists() and (out / "synth" / "pnr_ice40.json").exists()
     html = (out / "report.html").read_text()
     assert 'alt="resources per layer"' in html and "iCE40 UP5K (SG48): Fmax" in html
-    # GHDL's unrepaired Verilog computes something else: the netlist check fails the run
-    monkeypatch.setattr(netlist_mod, "repair", lambda text: (text, {}))
-    bad = tmp_path / "raw"
+    # a netlist changed on purpose where it is written (one weight constant, plus one): the run fails
+    repair = netlist_mod.repair
+
+    def changed(text: str) -> tuple[str, dict[str, int]]:
+        fixed, counts = repair(text)
+        m = re.search(r"\* 32'b([01]{32}); // smul", fixed)
+        assert m is not None
+        return fixed[: m.start(1)] + f"{int(m.group(1), 2) + 1:032b}" + fixed[m.end(1) :], counts
+
+    monkeypatch.setattr(netlist_mod, "repair", changed)
+    bad = tmp_path / "changed"
     assert main([str(model), "--synth", "--simulate", "50", "-q", "-o", str(bad)]) == 1
-    assert "NETLIST MISMATCH" in capsys.readouterr().out
+    assert "-> NETLIST MISMATCH" in capsys.readouterr().out
     assert report(bad)["verification"]["netlist"]["mismatches"] > 0
     assert report(bad)["verification"]["bit_exact"]  # the VHDL itself is right: only its netlist differs
