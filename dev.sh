@@ -6,15 +6,16 @@
 #   ./dev.sh lint      ruff check and ruff format --check
 #   ./dev.sh lock      re-pin requirements.lock from .venv (registry packages only)
 #
-# Each command first does whatever set-up is missing (Debian packages GHDL and
-# yosys, a virtual environment in .venv with the pinned dependencies, the
-# editable install) and skips what is already done.
+# Each command first does whatever set-up is missing (Debian packages GHDL,
+# yosys, Icarus Verilog, nextpnr-ice40 with the IceStorm tools, Chromium; a
+# virtual environment in .venv with the pinned dependencies, the editable
+# install) and skips what is already done.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV=.venv
 STAMP="$VENV/.mlinfn-setup"
-APT_PACKAGES=(ghdl yosys)
+APT_PACKAGES=(ghdl yosys iverilog nextpnr-ice40 fpga-icestorm chromium)
 
 say() { printf '[dev.sh] %s\n' "$*" >&2; }
 
@@ -26,6 +27,10 @@ ensure_system() {
   local missing=()
   command -v ghdl >/dev/null 2>&1 || missing+=(ghdl)
   command -v yosys >/dev/null 2>&1 || missing+=(yosys)
+  command -v iverilog >/dev/null 2>&1 || missing+=(iverilog)
+  command -v nextpnr-ice40 >/dev/null 2>&1 || missing+=(nextpnr-ice40)
+  command -v icepack >/dev/null 2>&1 || missing+=(fpga-icestorm)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   if ! command -v python3.11 >/dev/null 2>&1 && ! python3 -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
     missing+=(python3.11 python3.11-venv)
   fi
@@ -103,7 +108,7 @@ case "$cmd" in
     "$VENV/bin/ruff" format --check .
     ;;
   *)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

@@ -2,19 +2,24 @@
 
 The counts are yosys's technology mapping for a Xilinx 7-series part (LUTs,
 flip-flops, DSP48E1, CARRY4): a portable estimate, not a vendor place-and-route.
+Synthesis keeps the design's hierarchy, so the counts come per entity (per
+layer) as well as in total, once with DSP48E1 blocks and once without
+(``-nodsp``); across layer boundaries yosys does not optimise.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from mlinfn_compress.backends.netlist import ghdl_netlist
 from mlinfn_compress.errors import UserError
-from mlinfn_compress.sim.ghdl import STD, analyse, ghdl_path, run_tool
+from mlinfn_compress.sim.ghdl import run_tool
 
 FAMILY = "xc7"
 
@@ -43,27 +48,54 @@ def count_resources(cells: dict[str, int]) -> dict[str, int]:
 
 def synthesise(sources: list[Path], top: str) -> dict[str, Any]:
     """Synthesise the design; returns resources for report.json's hardware.resources."""
-    ghdl, yosys = ghdl_path(), _yosys()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlinfn-synth-") as tmp:
+        netlist, _ = ghdl_netlist(sources, top, Path(tmp) / "top.v")
+        resources = xilinx_resources(netlist, top)
+    resources["seconds"] = round(time.perf_counter() - t0, 1)
+    return resources
+
+
+def xilinx_resources(netlist: Path, top: str, nodsp: bool = False) -> dict[str, Any]:
+    """synth_xilinx of ``top`` in ``netlist``: totals, cells per module (``modules``) and logic levels."""
+    yosys = _yosys()
+    with tempfile.TemporaryDirectory(prefix="mlinfn-xilinx-") as tmp:
         work = Path(tmp)
-        analyse(sources, work)
-        netlist = run_tool([ghdl, "--synth", STD, f"--workdir={work}", "--out=verilog", top], work, "ghdl --synth")
-        (work / "top.v").write_text(netlist)
         script = (
-            f"read_verilog top.v; synth_xilinx -family {FAMILY} -noiopad -flatten -top {top}; "
-            "tee -q -o stat.json stat -json"
+            f"read_verilog {netlist.resolve()}; synth_xilinx -family {FAMILY} -noiopad{' -nodsp' if nodsp else ''} "
+            f"-top {top}; setattr -mod -unset top; tee -q -o stat.json stat -json; "
+            "flatten; select -set comb t:FD* %n; tee -q -o ltp.txt ltp -noff @comb"
         )
         run_tool([yosys, "-q", "-p", script], work, "yosys synth_xilinx")
-        stat = json.loads((work / "stat.json").read_text())
-    modules = stat.get("modules", {})
-    cells: dict[str, int] = {}
-    for module in modules.values():
-        for cell, n in module.get("num_cells_by_type", {}).items():
-            cells[cell] = cells.get(cell, 0) + int(n)
+        stat = read_stat(work / "stat.json")
+        ltp = re.search(r"length=(\d+)", (work / "ltp.txt").read_text())
+    modules = {name.lstrip("\\"): m.get("num_cells_by_type", {}) for name, m in stat.get("modules", {}).items()}
+    cells = flatten_cells(modules, top)
     return {
-        "tool": f"ghdl --synth + {stat.get('creator', 'yosys')} synth_xilinx -family {FAMILY} (an estimate)",
+        "tool": f"ghdl --synth + {stat.get('creator', 'yosys')} synth_xilinx -family {FAMILY}"
+        f"{' -nodsp' if nodsp else ''} (an estimate)",
         **count_resources(cells),
         "cells": sum(cells.values()),
-        "seconds": round(time.perf_counter() - t0, 1),
+        "logic_levels": int(ltp.group(1)) if ltp else None,
+        "modules": {name: count_resources(c) for name, c in modules.items()},
     }
+
+
+def read_stat(path: Path) -> dict[str, Any]:
+    """yosys's ``stat -json`` (yosys 0.23 leaves a comma before the closing brace)."""
+    return json.loads(re.sub(r",\s*\}\s*$", "}", path.read_text()))
+
+
+def flatten_cells(modules: dict[str, dict[str, int]], top: str) -> dict[str, int]:
+    """Cells by type of the whole design: every module's own cells times its number of instances."""
+    total: dict[str, int] = {}
+
+    def add(module: str, times: int) -> None:
+        for cell, n in modules.get(module, {}).items():
+            if cell in modules:
+                add(cell, times * int(n))
+            else:
+                total[cell] = total.get(cell, 0) + times * int(n)
+
+    add(top, 1)
+    return total

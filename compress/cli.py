@@ -94,7 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", type=Path, help=MODEL_HELP)
-    p.add_argument("--target", choices=("vhdl", "hls", "both"), default="vhdl", help="what to emit (default: vhdl)")
+    p.add_argument(
+        "--target",
+        choices=("vhdl", "hls", "both", "bondmachine"),
+        default="vhdl",
+        help="what to emit: VHDL, an hls4ml project, both, or the model JSON of BondMachine's neuralbond "
+        "(default: vhdl)",
+    )
     p.add_argument(
         "--hls-backend",
         default="Vitis",
@@ -183,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--synth",
         action="store_true",
-        help="also estimate the VHDL design's resources with ghdl --synth + yosys synth_xilinx (default: off)",
+        help="also synthesise the VHDL design: simulate its netlist against golden (Icarus Verilog), count "
+        "resources per layer (yosys synth_xilinx, with and without DSPs), place and route it (nextpnr) for "
+        "Fmax (default: off)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines (default: off)")
     p.add_argument("--version", action="version", version=f"mlinfn-compress {__version__}")

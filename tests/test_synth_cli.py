@@ -1,0 +1,58 @@
+"""--synth end to end: the netlist check counts in the exit code, resources per layer, place-and-route timing."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import report
+
+from mlinfn_compress.backends import netlist as netlist_mod
+from mlinfn_compress.cli import main
+
+pytestmark = pytest.mark.skipif(
+    any(shutil.which(t) is None for t in ("yosys", "iverilog", "nextpnr-ice40")), reason="synthesis tools missing"
+)
+
+
+def test_synth_checks_the_netlist_and_times_the_design(
+    small_mlp: Callable[[str, float], Path], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = small_mlp("synth_cli", 0.5)
+    out = tmp_path / "ok"
+    assert main([str(model), "--synth", "--simulate", "50", "-q", "-o", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    r = report(out)
+    net = r["verification"]["netlist"]
+    assert net["samples"] == 200 and net["mismatches"] == 0 and net["bit_exact"]  # 50 inputs, topped up to 200
+    assert net["ghdl_repairs"].get("sdiv", 0) > 0
+    res = r["hardware"]["resources"]
+    assert res["LUT"] > 0 and res["nodsp"]["DSP"] == 0 and res["logic_levels"] > 0
+    layers = [row["layer"] for row in res["per_layer"]]
+    assert layers[: len(r["layers"])] == [row["name"] for row in r["layers"]]
+    assert sum(row["default"]["LUT"] for row in res["per_layer"]) == res["LUT"]
+    timing = r["hardware"]["timing"]
+    assert timing["device"] == "iCE40 UP5K (SG48)" and timing["fmax_mhz"] > 1 and timing["logic_levels"] > 0
+    assert "netlist: 200 vectors through the synthesised netlist" in stdout and "timing: iCE40 UP5K" in stdout
+    assert (out / "synth" / "netlist.v").exists() and (out / "synth" / "pnr_ice40.json").exists()
+    html = (out / "report.html").read_text()
+    assert 'alt="resources per layer"' in html and "iCE40 UP5K (SG48): Fmax" in html
+    # a netlist changed on purpose where it is written (one weight constant, plus one): the run fails
+    repair = netlist_mod.repair
+
+    def changed(text: str) -> tuple[str, dict[str, int]]:
+        fixed, counts = repair(text)
+        m = re.search(r"\* 32'b([01]{32}); // smul", fixed)
+        assert m is not None
+        return fixed[: m.start(1)] + f"{int(m.group(1), 2) + 1:032b}" + fixed[m.end(1) :], counts
+
+    monkeypatch.setattr(netlist_mod, "repair", changed)
+    bad = tmp_path / "changed"
+    assert main([str(model), "--synth", "--simulate", "50", "-q", "-o", str(bad)]) == 1
+    assert "-> NETLIST MISMATCH" in capsys.readouterr().out
+    assert report(bad)["verification"]["netlist"]["mismatches"] > 0
+    assert report(bad)["verification"]["bit_exact"]  # the VHDL itself is right: only its netlist differs
