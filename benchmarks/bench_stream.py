@@ -39,7 +39,7 @@ from mlinfn_compress.ir import Graph  # noqa: E402
 from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise  # noqa: E402
 from mlinfn_compress.sim.cocotb_runner import run_protocol_tests  # noqa: E402
 from mlinfn_compress.sim.ghdl import simulate_design  # noqa: E402
-from mlinfn_compress.verify import PROTOCOL_CYCLES  # noqa: E402
+from mlinfn_compress.verification import PROTOCOL_CYCLES  # noqa: E402
 
 NETWORKS: dict[str, Callable[[], Graph]] = {
     "digits_cnn_8x8": lambda: digits_cnn(np.random.default_rng(0)),

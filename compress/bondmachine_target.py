@@ -20,7 +20,7 @@ from .compare import Comparison, compare
 from .fixed import to_float
 from .ir import Graph
 from .progress import Progress
-from .verify import Verification
+from .verification import Verification
 
 SIMULATOR = "none: the BondMachine toolchain is not run here (see README.md)"
 AGAINST = "the IR's quantised values (modelBM.json read back)"

@@ -45,34 +45,23 @@ def _type(text: str) -> object:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
-def int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in [lo, hi] (hi None: no upper bound)."""
-    allowed = f"an integer from {lo} to {hi}" if hi is not None else f"an integer >= {lo}"
+def _option(name: str, fraction: bool = False) -> Callable[[str], object]:
+    """An argparse type for a numeric option: its range is the one ``options.RANGES`` defines."""
+    from .options import RANGES
 
-    def parse(text: str) -> int:
+    rule = RANGES[name]
+
+    def parse(text: str) -> object:
         try:
-            value = int(text)
+            value: object = float(text) if fraction else int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}") from None
-        if value < lo or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be {rule.describe()}, got {text!r}") from None
+        why = rule.problem(value)
+        if why is not None:
+            raise argparse.ArgumentTypeError(why)
         return value
 
     return parse
-
-
-def fraction_below_one(text: str) -> float:
-    """An argparse type: a number in [0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {value}")
-    return value
-
-
-BITS = int_in(2, 24)
 
 
 def shape_type(text: str) -> tuple[int, ...]:
@@ -130,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--prune",
-        type=fraction_below_one,
+        type=_option("prune", fraction=True),
         default=0.0,
         help="fraction of weights to remove by magnitude, 0 <= S < 1 (default: 0, no pruning)",
     )
@@ -146,16 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=".npz with x_train, y_train, x_test, y_test: fine-tune and measure accuracy (default: none)",
     )
     p.add_argument("--qat", action="store_true", help="quantisation-aware fine-tuning, needs --data (default: off)")
-    p.add_argument("--epochs", type=int_in(1), help="fine-tuning epochs, at least 1 (default: 10)")
+    p.add_argument("--epochs", type=_option("epochs"), help="fine-tuning epochs, at least 1 (default: 10)")
     p.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
         default="auto",
         help="where the framework twin runs (default: auto)",
     )
-    p.add_argument("--bits", type=BITS, help="bits of weights and activations, 2 to 24 (default: 8 and 16)")
-    p.add_argument("--weight-bits", type=BITS, help="weight bits, 2 to 24 (default: --bits, else 8)")
-    p.add_argument("--act-bits", type=BITS, help="activation bits, 2 to 24 (default: --bits, else 16)")
+    p.add_argument("--bits", type=_option("bits"), help="bits of weights and activations, 2 to 24 (default: 8 and 16)")
+    p.add_argument("--weight-bits", type=_option("weight_bits"), help="weight bits, 2 to 24 (default: --bits, else 8)")
+    p.add_argument("--act-bits", type=_option("act_bits"), help="activation bits, 2 to 24 (default: --bits, else 16)")
     p.add_argument(
         "--input-type",
         type=_type,
@@ -169,9 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: --data's x_train, else 4,096 standard normal samples)",
     )
     p.add_argument(
-        "--simulate", type=int_in(1), default=1000, help="samples simulated in GHDL, at least 1 (default: 1000)"
+        "--simulate",
+        type=_option("simulate"),
+        default=1000,
+        help="samples simulated in GHDL, at least 1 (default: 1000)",
     )
-    p.add_argument("--seed", type=int_in(0), default=0, help="seed of generated inputs, >= 0 (default: 0)")
+    p.add_argument("--seed", type=_option("seed"), default=0, help="seed of generated inputs, >= 0 (default: 0)")
     p.add_argument(
         "--softmax",
         choices=("logits", "table"),
@@ -215,51 +207,19 @@ def main(argv: list[str] | None = None) -> int:
             vargs = build_verify_parser().parse_args(args_in[1:])
             from .pipeline import verify_outdir
 
-            return verify_outdir(vargs.outdir, vargs.quiet)
+            code = verify_outdir(vargs.outdir, vargs.quiet)
+            _print_summary(vargs.outdir)
+            return code
         args = build_parser().parse_args(args_in)
-        from .compression import CompressOptions
-        from .pipeline import RunOptions
-        from .quantise import DEFAULT_INPUT_TYPE, QuantConfig
-
-        quant = QuantConfig(
-            weight_bits=_first(args.weight_bits, args.bits, 8),
-            act_bits=_first(args.act_bits, args.bits, 16),
-            input_type=args.input_type or _type(DEFAULT_INPUT_TYPE),
-        )
-        outdir = args.outdir or Path(f"{args.model.stem}_out")
-        model_args = None
-        if args.model_args is not None:
-            try:
-                model_args = json.loads(args.model_args)
-            except json.JSONDecodeError as e:
-                raise UserError(f"--model-args is not valid JSON ({e})") from e
-            if not isinstance(model_args, dict):
-                raise UserError("--model-args must be a JSON object, e.g. '{\"hidden\": 32}'")
-        opts = RunOptions(
-            model=args.model,
-            outdir=outdir,
-            target=args.target,
-            hls_backend=args.hls_backend,
-            weights=args.weights,
-            model_class=args.model_class,
-            model_args=model_args,
-            input_shape=args.input_shape,
-            force=args.force,
-            compression=CompressOptions(args.prune, args.prune_scope, args.qat, args.epochs),
-            data=args.data,
-            device=args.device,
-            quant=quant,
-            calibration=args.calibration,
-            simulate=args.simulate,
-            seed=args.seed,
-            synth=args.synth,
-            softmax=args.softmax,
-            quiet=args.quiet,
-            io=args.io,
-        )
+        from .api import run_options
         from .pipeline import compress
 
-        return compress(opts)
+        options = {k: v for k, v in vars(args).items() if k not in ("model", "outdir")}
+        options["model_args"] = _model_args(args.model_args)
+        opts = run_options(args.model, args.outdir, **options)
+        code = compress(opts)
+        _print_summary(opts.outdir)
+        return code
     except UserError as e:
         print(f"mlinfn-compress: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -274,8 +234,25 @@ def main(argv: list[str] | None = None) -> int:
         return INTERNAL_ERROR
 
 
-def _first(*values: int | None) -> int:
-    return next(v for v in values if v is not None)
+def _model_args(text: str | None) -> dict[str, object] | None:
+    """--model-args: a JSON object, or None."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"--model-args is not valid JSON ({e})") from e
+    if not isinstance(value, dict):
+        raise UserError("--model-args must be a JSON object, e.g. '{\"hidden\": 32}'")
+    return value
+
+
+def _print_summary(outdir: Path) -> None:
+    """The run's summary, from the report it wrote."""
+    from .api import load_report
+    from .report import summary
+
+    print(summary(load_report(outdir), outdir))
 
 
 def crash_log_dir() -> Path:

@@ -22,10 +22,10 @@ from .inputs import DEFAULT_CALIBRATION_SAMPLES, load_calibration, verification_
 from .ir import Graph
 from .progress import Progress
 from .quantise import MODEL_QUANTISED, QuantConfig, default_inputs, quantise
-from .report import build_report, float_exactness, summary
+from .report import build_report, float_exactness
 from .report_html import write_html
 from .softmax_table import MODES as SOFTMAX_MODES
-from .verify import DESIGN_FILE, Verification, load_outdir, run_verification
+from .verification import DESIGN_FILE, Verification, load_outdir, run_verification
 
 TARGETS = ("vhdl", "hls", "both", "bondmachine")
 SIGMOID_NOTE = "the model ends in a sigmoid: the hardware emits the values before it (0 is the decision threshold)"
@@ -147,7 +147,6 @@ def compress(opts: RunOptions) -> int:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    print(summary(report, outdir))
     return 0 if passed else 1
 
 
@@ -228,10 +227,10 @@ def _run(
             graph, tmp, x_int, expected, references, test_int, progress, str(opts.model)
         )
         design = project = None
-        _write_design(tmp, graph, None, None, x_int, bondmachine)
+        _write_design(tmp, graph, None, None, x_int, bondmachine, _layouts(loaded))
     else:
         verification, design, project = _emit_and_verify(
-            opts, graph, tmp, x_int, expected, references, progress, test_int
+            opts, graph, tmp, x_int, expected, references, progress, test_int, _layouts(loaded)
         )
     argmax = graph.has_argmax and design is not None
     outputs: dict[str, Any] = {"logits": str(out_t), "argmax": argmax}
@@ -334,6 +333,7 @@ def _emit_and_verify(
     references: dict[str, np.ndarray],
     progress: Progress,
     test_int: np.ndarray | None,
+    layouts: dict[str, Any],
 ) -> tuple[Verification, VhdlDesign | None, Any]:
     design = project = None
     if opts.target in ("vhdl", "both"):
@@ -350,7 +350,7 @@ def _emit_and_verify(
                 project = render_hls(graph, tmp / "hls", opts.hls_backend, tb_inputs=x_int)
             except ValueError as e:
                 raise UserError(f"{opts.model}: cannot write the HLS project: {e}") from e
-    _write_design(tmp, graph, design, project, x_int, None)
+    _write_design(tmp, graph, design, project, x_int, None, layouts)
     verification = run_verification(
         graph,
         x_int,
@@ -365,8 +365,26 @@ def _emit_and_verify(
     return verification, design, project
 
 
+def _layouts(loaded: LoadedModel) -> dict[str, Any]:
+    """How the model's own input and output arrays map to the IR's (None: the same), for design.json."""
+
+    def one(layout: Any) -> dict[str, Any] | None:
+        if layout is None:
+            return None
+        order = None if layout.order is None else [int(v) for v in layout.order]
+        return {"model_shape": list(layout.model_shape), "order": order}
+
+    return {"input": one(loaded.input_layout), "output": one(loaded.output_layout)}
+
+
 def _write_design(
-    tmp: Path, graph: Graph, design: VhdlDesign | None, project: Any, x_int: np.ndarray, bondmachine: Any
+    tmp: Path,
+    graph: Graph,
+    design: VhdlDesign | None,
+    project: Any,
+    x_int: np.ndarray,
+    bondmachine: Any,
+    layouts: dict[str, Any],
 ) -> None:
     """design.json (what ``verify`` reads back) and the verification inputs."""
     (tmp / "sim").mkdir(exist_ok=True)
@@ -376,6 +394,7 @@ def _write_design(
         "vhdl": design.to_json() if design is not None else None,
         "hls": {"path": "hls"} if project is not None else None,
         "bondmachine": {"path": "bondmachine"} if bondmachine is not None else None,
+        "layouts": layouts,
     }
     (tmp / DESIGN_FILE).write_text(json.dumps(description))
 
@@ -411,5 +430,4 @@ def verify_outdir(outdir: Path, quiet: bool = False) -> int:
         report.setdefault("timings_s", {}).update(progress.timings)
         (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         write_html(outdir, report, graph, None)
-        print(summary(report, outdir))
     return 0 if verification.passed else 1

@@ -45,11 +45,14 @@ def test_numeric_options_out_of_range_exit_2(
 
 
 def test_explicit_bits_are_used_not_defaults() -> None:
+    from mlinfn_compress.api import run_options
+
     args = build_parser().parse_args(["m.h5", "--bits", "6"])
     assert (args.bits, args.weight_bits, args.act_bits) == (6, None, None)
-    from mlinfn_compress.cli import _first
-
-    assert _first(args.weight_bits, args.bits, 8) == 6 and _first(args.act_bits, args.bits, 16) == 6
+    opts = run_options(Path("m.h5"), bits=6)
+    assert (opts.quant.weight_bits, opts.quant.act_bits) == (6, 6)
+    opts = run_options(Path("m.h5"), bits=6, act_bits=10)
+    assert (opts.quant.weight_bits, opts.quant.act_bits) == (6, 10)
 
 
 @pytest.mark.parametrize("parser", [build_parser(), build_verify_parser()], ids=["main", "verify"])

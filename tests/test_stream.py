@@ -46,7 +46,7 @@ from mlinfn_compress.progress import Progress
 from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
 from mlinfn_compress.sim.cocotb_runner import run_protocol_tests
 from mlinfn_compress.sim.ghdl import STD, analyse, run_tool, simulate_design
-from mlinfn_compress.verify import load_outdir, run_verification
+from mlinfn_compress.verification import load_outdir, run_verification
 
 
 def _graph(name: str, shape: tuple[int, ...], nodes: list[Node], **kw: object) -> Graph:

@@ -1,0 +1,83 @@
+"""The Python API: the command's work from Python, with model objects and arrays, and its errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mlinfn_compress as mc
+from mlinfn_compress import golden
+from mlinfn_compress.fixed import quantize, to_float
+from mlinfn_compress.verification import load_outdir
+
+
+def _tf_keras_model() -> object:
+    import tf_keras as k
+
+    rng = np.random.default_rng(1)
+    model = k.Sequential(
+        [k.layers.Input((6,)), k.layers.Dense(5, activation="relu"), k.layers.Dense(3, activation="softmax")],
+        name="api_mlp",
+    )
+    for layer in model.layers:
+        w, b = layer.get_weights()
+        layer.set_weights([rng.normal(0, 0.6, w.shape), rng.normal(0, 0.1, b.shape)])
+    return model
+
+
+def test_compress_an_in_memory_keras_model_with_array_data(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (240, 6))
+    y = rng.integers(0, 3, 240)
+    run = mc.compress(_tf_keras_model(), tmp_path / "out", data=(x[:200], y[:200], x[200:], y[200:]), simulate=150)
+    assert run.passed and run.exit_code == 0 and run.outdir == tmp_path / "out"
+    assert run.report["model"]["path"] == "in-memory Keras model 'api_mlp'"
+    assert run.verification["mismatches"] == 0 and run.verification["samples"] == 150
+    assert run.accuracy is not None and run.accuracy["samples"] == 40
+    assert [row["op"] for row in run.layers] == ["dense", "relu", "dense"]
+    assert "BIT-EXACT" in run.summary()
+    assert not list(tmp_path.glob(".*"))  # no staging folder left beside the output
+
+
+def test_simulate_runs_the_design_on_new_inputs(tmp_path: Path) -> None:
+    run = mc.compress(_tf_keras_model(), tmp_path / "out", simulate=50)
+    x = np.random.default_rng(5).normal(0, 1, (30, 6))
+    graph, _, _, _ = load_outdir(run.outdir)
+    assert graph.input_type is not None and graph.output.result_type is not None
+    want = to_float(golden.run(graph, quantize(x, graph.input_type))["logits"], graph.output.result_type.frac)
+    assert np.array_equal(mc.simulate(run.outdir, x), want)
+    assert np.array_equal(mc.simulate(run.outdir, x, backend="golden"), want)
+    with pytest.raises(mc.UserError, match="holds no HLS project"):
+        mc.simulate(run.outdir, x, backend="hls")
+    again = mc.verify(run.outdir)
+    assert again.passed and again.report["verification"]["samples"] == 50
+
+
+def test_options_are_checked_like_the_commands(tmp_path: Path) -> None:
+    model = tmp_path / "m.h5"
+    _tf_keras_model().save(model)  # type: ignore[attr-defined]
+    with pytest.raises(mc.UserError, match=r"^--bits must be an integer from 2 to 24, got 0$"):
+        mc.compress(model, tmp_path / "o", bits=0)
+    with pytest.raises(mc.UserError, match=r"^--prune must be a number in \[0, 1\), got 1.5$"):
+        mc.compress(model, tmp_path / "o", prune=1.5)
+    with pytest.raises(mc.UserError, match="unknown option\\(s\\) colour"):
+        mc.compress(model, tmp_path / "o", colour="red")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_torch_module_in_its_own_channels_first_layout(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv1d(2, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(24, 2)
+    ).double()
+    run = mc.compress(net, tmp_path / "out", input_shape=(2, 8), simulate=80)
+    assert run.passed, run.summary()
+    assert run.report["model"]["framework_input_shape"] == [2, 8]
+    x = np.random.default_rng(2).normal(0, 1, (20, 2, 8))  # as the module takes it: channels first
+    hw = mc.simulate(run.outdir, x)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    assert hw.shape == ref.shape and np.max(np.abs(hw - ref)) < 0.05
