@@ -72,10 +72,23 @@ def fraction_below_one(text: str) -> float:
     return value
 
 
+def clock_period(text: str) -> float:
+    """An argparse type: a clock period in nanoseconds, above 0 and at most 1000."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of nanoseconds in (0, 1000], got {text!r}") from None
+    if not 0.0 < value <= 1000.0:
+        raise argparse.ArgumentTypeError(f"must be a number of nanoseconds in (0, 1000], got {value}")
+    return value
+
+
 BITS = int_in(2, 24)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .backends.vhdl.design import ARITHMETIC, DEFAULT_CLOCK_NS
+
     p = argparse.ArgumentParser(
         prog="mlinfn-compress",
         description="Compress a trained network and emit firmware that is verified bit for bit in simulation.",
@@ -149,6 +162,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int_in(0), default=0, help="seed of generated inputs, >= 0 (default: 0)")
     p.add_argument(
+        "--arith",
+        choices=ARITHMETIC,
+        default=ARITHMETIC[0],
+        help="how the VHDL computes linear layers: shift-add, adder graphs of shifted signals pipelined to "
+        "--clock-period; naive, a sum of products per output in one clock (default: shift-add)",
+    )
+    p.add_argument(
+        "--clock-period",
+        type=clock_period,
+        default=DEFAULT_CLOCK_NS,
+        metavar="NS",
+        help=f"clock period in ns the VHDL pipeline is cut for (default: {DEFAULT_CLOCK_NS}, 240 MHz)",
+    )
+    p.add_argument(
+        "--dsp",
+        action="store_true",
+        help="map the weights whose shift-and-add costs more than a multiplier to DSP multiplications "
+        "(default: off, no DSP)",
+    )
+    p.add_argument(
         "--synth",
         action="store_true",
         help="also estimate the VHDL design's resources with ghdl --synth + yosys synth_xilinx (default: off)",
@@ -177,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return verify_outdir(vargs.outdir, vargs.quiet)
         args = build_parser().parse_args(args_in)
+        from .backends.vhdl import ArithOptions
         from .compression import CompressOptions
         from .pipeline import RunOptions
         from .quantise import DEFAULT_INPUT_TYPE, QuantConfig
@@ -212,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             simulate=args.simulate,
             seed=args.seed,
             synth=args.synth,
+            arith=ArithOptions(args.arith, args.clock_period, args.dsp),
             quiet=args.quiet,
         )
         from .pipeline import compress

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import golden
-from .backends.vhdl import VhdlDesign
+from .backends.vhdl import ArithOptions, VhdlDesign
 from .compression import CompressOptions, compress_model
 from .data import Dataset, load_dataset
 from .errors import UserError
@@ -55,6 +55,7 @@ class RunOptions:
     simulate: int = 1000
     seed: int = 0
     synth: bool = False
+    arith: ArithOptions = field(default_factory=ArithOptions)
     quiet: bool = False
 
 
@@ -93,6 +94,8 @@ def compress(opts: RunOptions) -> int:
             raise UserError(f"--hls-backend: {e}") from e
     if opts.synth and opts.target == "hls":
         raise UserError("--synth estimates the VHDL design's resources: use it with --target vhdl or both")
+    if opts.target == "hls" and (opts.arith.dsp or opts.arith.arith != "shift-add"):
+        raise UserError("--arith and --dsp choose the VHDL design's arithmetic: use them with --target vhdl or both")
     if opts.simulate < 1:
         raise UserError(f"--simulate must be at least 1, got {opts.simulate}")
     opts.quant.check()
@@ -187,8 +190,7 @@ def _run(
         outputs["note"] = HLS_SOFTMAX_NOTE
     if graph.output_activation == "sigmoid":
         outputs["note"] = SIGMOID_NOTE
-    latency = design.latency if design is not None else None
-    report = build_report(graph, opts.target, latency, verification.to_json(), quant_info, outputs, progress.timings)
+    report = build_report(graph, opts.target, design, verification.to_json(), quant_info, outputs, progress.timings)
     if project is not None:
         report["hls"] = {"path": "hls/", "backend": project.backend, "project": project.project_name}
     if opts.synth and design is not None:
@@ -250,7 +252,7 @@ def _emit_and_verify(
         from .backends.vhdl import render
 
         with progress.step("emit", "writing VHDL"):
-            design = render(graph, tmp / "vhdl", tmp / "sim")
+            design = render(graph, tmp / "vhdl", tmp / "sim", opts.arith)
     if opts.target in ("hls", "both"):
         from .backends.hls import render_hls
 

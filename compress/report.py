@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .backends.vhdl import VhdlDesign
 from .ir import Graph, Linear
 
 FLOAT32_MANTISSA_BITS = 24
@@ -17,7 +18,9 @@ def _t(x: object) -> str | None:
     return None if x is None else str(x)
 
 
-def layer_rows(graph: Graph) -> list[dict[str, Any]]:
+def layer_rows(graph: Graph, design: VhdlDesign | None = None) -> list[dict[str, Any]]:
+    """One row per node; with a VHDL design, also its hardware: pipeline stages, adders, register bits."""
+    hardware = {row["name"]: row for row in design.layers} if design is not None else {}
     rows = []
     for n in graph.nodes:
         types = n.types()
@@ -37,6 +40,14 @@ def layer_rows(graph: Graph) -> list[dict[str, Any]]:
             "multipliers": n.multipliers(),
             "notes": n.notes,
         }
+        if n.name in hardware:
+            hw = hardware[n.name]
+            row["pipeline_stages"] = hw["latency"]
+            row["register_bits"] = hw.get("register_bits")
+            if isinstance(n, Linear):
+                row["adders"] = hw.get("adders")
+                if design is not None and design.arith.arith == "shift-add":
+                    row["dsp_products"] = hw.get("multipliers")
         if len(n.inputs) > 1:
             row["in_shapes"] = [list(s) for s in graph.in_shapes(n)]
         extra = {k: _t(v) for k, v in types.items() if k not in ("weight", "bias", "accum", "result")}
@@ -74,10 +85,31 @@ def float_exactness(graph: Graph) -> dict[str, Any]:
     return {"float32_exact": not inexact, "layers_beyond_float32": inexact}
 
 
+def hardware(design: VhdlDesign | None, outputs: dict[str, Any]) -> dict[str, Any]:
+    """report.json's ``hardware``: latency, clock and arithmetic of the VHDL design (None: HLS decides)."""
+    hw: dict[str, Any] = {
+        "latency_cycles": design.latency if design is not None else None,
+        "initiation_interval": 1,
+        "resources": None,
+        "outputs": outputs,
+    }
+    if design is not None:
+        arith = design.arith
+        hw.update(
+            latency_ns=design.latency_ns,
+            clock_period_ns=arith.clock_period_ns,
+            arithmetic=arith.arith,
+            dsp=arith.dsp,
+            adders=sum(row.get("adders", 0) for row in design.layers),
+            register_bits=sum(row.get("register_bits", 0) for row in design.layers) + design.delay_register_bits,
+        )
+    return hw
+
+
 def build_report(
     graph: Graph,
     target: str,
-    latency: int | None,
+    design: VhdlDesign | None,
     verification: dict[str, Any],
     quantisation: dict[str, Any],
     outputs: dict[str, Any],
@@ -93,11 +125,11 @@ def build_report(
             "output_shape": list(graph.output.shape),
         },
         "target": target,
-        "layers": layer_rows(graph),
+        "layers": layer_rows(graph, design),
         "compression": compression(graph),
         "quantisation": quantisation,
         "verification": verification,
-        "hardware": {"latency_cycles": latency, "initiation_interval": 1, "resources": None, "outputs": outputs},
+        "hardware": hardware(design, outputs),
         "accuracy": None,
         "timings_s": timings,
     }
@@ -113,10 +145,19 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
             f"{row['result_type']:<26} {row['sparsity']:.0%}"
         )
     hw, comp, ver = report["hardware"], report["compression"], report["verification"]
-    latency = "set by HLS synthesis" if hw["latency_cycles"] is None else f"{hw['latency_cycles']} cycles"
+    if hw["latency_cycles"] is None:
+        latency = "set by HLS synthesis"
+    else:
+        latency = f"{hw['latency_cycles']} cycles"
+        if "latency_ns" in hw:
+            latency += f" ({hw['latency_ns']} ns at {hw['clock_period_ns']} ns)"
+    if hw.get("arithmetic") == "shift-add":
+        arith = f"{hw['adders']} adders" + (" and DSP products (--dsp)" if hw["dsp"] else ", no multiplier")
+    else:
+        arith = f"{comp['multipliers']} multipliers"
     lines.append(
         f"  latency {latency}, initiation interval {hw['initiation_interval']}; "
-        f"{comp['multipliers']} multipliers, {comp['sparsity']:.0%} of weights zero"
+        f"{arith}, {comp['sparsity']:.0%} of weights zero"
     )
     res = hw.get("resources")
     if res and "LUT" in res:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import golden
-from .backends.vhdl import VhdlDesign
+from .backends.vhdl import ArithOptions, VhdlDesign
 from .compare import Comparison, compare
 from .errors import UserError
 from .fixed import to_float
@@ -83,6 +83,8 @@ def design_from_json(d: dict[str, Any], vhdl_dir: Path, sim_dir: Path) -> VhdlDe
     fields = dict(d)
     fields["files"] = [vhdl_dir / f for f in d["files"]]
     fields["testbench"] = sim_dir / d["testbench"]
+    if "arith" in d:
+        fields["arith"] = ArithOptions.from_json(d["arith"])
     return VhdlDesign(**fields)
 
 
@@ -125,7 +127,9 @@ def run_verification(
             if sims[1] is not None:
                 test_outputs["vhdl"] = sims[1].logits
             protocol = _protocol(vhdl, x_int, expected, Path(tmp), progress, keep_logs)
-            simulators.append(f"{ghdl_version()}: VHDL textio bench (all samples); cocotb protocol tests")
+            simulators.append(
+                f"{ghdl_version()}, {sims[0].backend} backend: VHDL textio bench (all samples); cocotb protocol tests"
+            )
     if hls is not None:
         hls_info, outputs["hls"], hls_test, seconds["hls"] = _simulate_hls(hls, x_int, test_set, progress)
         if hls_test is not None:
@@ -162,13 +166,16 @@ def _simulate_vhdl(
 ) -> tuple[Any, Any]:
     from .sim.ghdl import simulate
 
+    ports = {"w_in": design.w_in, "w_out": design.w_out, "out_signed": design.out_signed}
     with progress.step("simulate", f"simulating {len(x_int)} samples in GHDL"):
-        sim = simulate(design.files, design.testbench, design.top, x_int, design.n_out, design.argmax, tmp / "bulk")
+        sim = simulate(
+            design.files, design.testbench, design.top, x_int, design.n_out, design.argmax, tmp / "bulk", **ports
+        )
     test_sim = None
     if test_set is not None:
         with progress.step("test_set", f"simulating the {len(test_set)} test samples in GHDL"):
             test_sim = simulate(
-                design.files, design.testbench, design.top, test_set, design.n_out, design.argmax, tmp / "test"
+                design.files, design.testbench, design.top, test_set, design.n_out, design.argmax, tmp / "test", **ports
             )
     return sim, test_sim
 
