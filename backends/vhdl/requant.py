@@ -81,7 +81,8 @@ def requant_spec(
         and t.width <= INT_SHIFT_MAX
         and -INT_SHIFT_MAX <= shift <= INT_SHIFT_MAX
         and fits_int(after_lo, after_hi)
-        and fits_int(0, in_hi + add + offset)
+        and fits_int(in_lo + add + offset, in_hi + add + offset)
+        and fits_int(0, add + offset)
     )
     return {
         "fn": fn,
