@@ -176,6 +176,8 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
         f"  verification: {ver['samples']} samples against {', '.join(ver['against'])}: "
         f"{ver['mismatches']} mismatches{_checks(ver)} -> {_verdict(ver)}"
     )
+    if ver.get("simulation_error"):
+        lines.append(f"  {ver['simulation_error']}")
     if ver["first_mismatch"]:
         fm2 = ver["first_mismatch"]
         lines.append(

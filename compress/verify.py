@@ -41,6 +41,7 @@ class Verification:
     test_logits: np.ndarray | None = None  # hardware outputs on the test set
     test_golden: np.ndarray | None = None  # the golden model's outputs on the test set
     hls: dict[str, Any] | None = None  # the C simulation's facts (HLS only)
+    error: str | None = None  # why the design stopped its simulation (a value out of its range)
 
     @property
     def mismatches(self) -> int:
@@ -66,6 +67,7 @@ class Verification:
             "comparisons": [c.to_json() for c in self.comparisons],
             "protocol": self.protocol,
             "hls": self.hls,
+            "simulation_error": self.error,
             "simulation_seconds": round(self.sim_seconds, 3),
             "samples_per_second": round(self.samples / self.sim_seconds) if self.sim_seconds > 0 else None,
         }
@@ -118,12 +120,14 @@ def run_verification(
     test_outputs: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     simulators: list[str] = []
+    errors: dict[str, str | None] = {}
     protocol = hls_info = None
     argmax = None
     with tempfile.TemporaryDirectory(prefix="mlinfn-sim-") as tmp:
         if vhdl is not None:
             sims = _simulate_vhdl(vhdl, x_int, test_set, Path(tmp), progress)
             outputs["vhdl"], argmax, seconds["vhdl"] = sims[0].logits, sims[0].argmax, sims[0].seconds
+            errors["vhdl"] = sims[0].error
             if sims[1] is not None:
                 test_outputs["vhdl"] = sims[1].logits
             protocol = _protocol(vhdl, x_int, expected, Path(tmp), progress, keep_logs)
@@ -158,25 +162,31 @@ def run_verification(
         test_outputs.get(first),
         expected_test,
         hls_info,
+        errors.get("vhdl"),
     )
 
 
 def _simulate_vhdl(
     design: VhdlDesign, x_int: np.ndarray, test_set: np.ndarray | None, tmp: Path, progress: Progress
 ) -> tuple[Any, Any]:
-    from .sim.ghdl import simulate
+    from .sim.ghdl import DesignStopped, SimResult, simulate
 
-    ports = {"w_in": design.w_in, "w_out": design.w_out, "out_signed": design.out_signed}
+    def run(x: np.ndarray, work: Path) -> SimResult:
+        try:
+            return simulate(
+                design.files, design.testbench, design.top, x, design.n_out, design.argmax, work,
+                w_in=design.w_in, w_out=design.w_out, out_signed=design.out_signed,
+            )  # fmt: skip
+        except DesignStopped as e:  # no outputs: every sample counts as a mismatch
+            empty = np.zeros((0, design.n_out), dtype=np.int64)
+            return SimResult(empty, np.zeros(0, np.int64) if design.argmax else None, 0.0, 0.0, "", str(e))
+
     with progress.step("simulate", f"simulating {len(x_int)} samples in GHDL"):
-        sim = simulate(
-            design.files, design.testbench, design.top, x_int, design.n_out, design.argmax, tmp / "bulk", **ports
-        )
+        sim = run(x_int, tmp / "bulk")
     test_sim = None
     if test_set is not None:
         with progress.step("test_set", f"simulating the {len(test_set)} test samples in GHDL"):
-            test_sim = simulate(
-                design.files, design.testbench, design.top, test_set, design.n_out, design.argmax, tmp / "test", **ports
-            )
+            test_sim = run(test_set, tmp / "test")
     return sim, test_sim
 
 

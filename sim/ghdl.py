@@ -33,6 +33,14 @@ INT_BITS = 31  # wider port values are written as bit strings
 LLVM_MIN_SAMPLES = 50_000
 
 
+class DesignStopped(RuntimeError):
+    """The design stopped its own simulation: a value left the range its VHDL type declares (a
+    wrong design, as a mismatch is, not a failure of the tools)."""
+
+
+RANGE_ERRORS = ("bound check failure", "overflow detected")
+
+
 @dataclass
 class SimResult:
     logits: np.ndarray  # (N, n_out) integers (Python ints in an object array when wider than 62 bits)
@@ -40,6 +48,7 @@ class SimResult:
     seconds: float  # simulation run time (analysis excluded)
     analyse_seconds: float  # analysis and, for the LLVM backend, elaboration
     backend: str = "mcode"
+    error: str | None = None  # why the design stopped the simulation (then there are no outputs)
 
 
 def ghdl_path() -> str:
@@ -131,7 +140,13 @@ def simulate(
     in_file = workdir / "inputs.txt"
     out_file = workdir / "outputs.txt"
     write_rows(in_file, inputs, w_in)
-    run_tool([*cmd, *run_args, f"-gIN_FILE={in_file}", f"-gOUT_FILE={out_file}"], workdir, "GHDL simulation")
+    try:
+        run_tool([*cmd, *run_args, f"-gIN_FILE={in_file}", f"-gOUT_FILE={out_file}"], workdir, "GHDL simulation")
+    except RuntimeError as e:
+        lines = [ln for ln in str(e).splitlines() if any(k in ln for k in RANGE_ERRORS)]
+        if not lines:
+            raise
+        raise DesignStopped(f"the simulation stopped: {lines[0].split('error: ', 1)[-1].strip()}") from e
     t2 = time.perf_counter()
     cols = n_out + (1 if argmax else 0)
     text = out_file.read_text().split()
