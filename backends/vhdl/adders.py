@@ -29,6 +29,8 @@ import numpy as np
 
 from mlinfn_compress.fixed import requantize
 
+from .requant import half_constant
+
 
 class Kind(StrEnum):
     INPUT = "input"  # x_i
@@ -143,6 +145,33 @@ class AdderGraph:
     def operands(self, n: AdderNode) -> list[int]:
         return [i for i in (n.a, n.b) if i >= 0]
 
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """The outputs for integer input rows (N, n_in), computed node by node as the hardware
+        does (exact Python integers): the graph's own reference, beside the golden model."""
+        rows = np.asarray(x).astype(object).reshape(-1, self.n_in)
+        values: list[np.ndarray] = []
+        for n in self.nodes:
+            if n.kind == Kind.INPUT:
+                v = rows[:, n.const]
+            elif n.kind == Kind.CONST:
+                v = np.full(len(rows), n.const, dtype=object)
+            elif n.kind == Kind.ADD:
+                a, b = values[n.a] * (1 << n.sa), values[n.b] * (1 << n.sb)
+                v = a - b if n.sub else a + b
+            elif n.kind == Kind.CONST_ADD:
+                a = values[n.a] * (1 << n.sa)
+                v = n.const - a if n.sub else a + n.const
+            elif n.kind == Kind.MUL:
+                v = values[n.a] * n.const
+            elif n.kind == Kind.CLAMP:
+                v, (lo, hi) = values[n.a] * (1 << n.sa), n.bounds
+                v = v if lo is None else np.maximum(v, lo)
+                v = v if hi is None else np.minimum(v, hi)
+            else:
+                v = _requant(n, values[n.a])
+            values.append(np.asarray(v, dtype=object))
+        return np.stack([values[i] for i in self.outputs], axis=1) if self.outputs else np.zeros((len(rows), 0))
+
     def at_zero(self, i: int) -> int:
         """Node i's value when every input is zero (registers start with it, so that the values
         in the pipeline are consistent from the first clock edge, and within their ranges)."""
@@ -154,9 +183,17 @@ class AdderGraph:
             return v if hi is None else min(v, hi)
         if n.kind != Kind.REQUANT:
             return int(self.offset[i])
-        assert n.rq is not None
-        v = np.array([self.at_zero(n.a)], dtype=object)
-        return int(requantize(v, n.rq["frac_in"], n.rq["type"])[0])
+        return int(_requant(n, np.array([self.at_zero(n.a)], dtype=object))[0])
+
+
+def _requant(n: AdderNode, v: np.ndarray) -> np.ndarray:
+    """A REQUANT node's results: the golden re-quantisation of its operand (less the rounding
+    constant the operand already holds when the node is folded)."""
+    assert n.rq is not None
+    rq = n.rq
+    if rq["folded"]:
+        v = v - half_constant(rq["rounding"], rq["shift"])
+    return requantize(v, rq["frac_in"], rq["type"])
 
 
 def _unit(n: int, i: int) -> np.ndarray:
