@@ -43,7 +43,9 @@ def layer_rows(graph: Graph, design: VhdlDesign | None = None) -> list[dict[str,
         if n.name in hardware:
             hw = hardware[n.name]
             row["pipeline_stages"] = hw["latency"]
-            row["register_bits"] = hw.get("register_bits")
+            row["register_bits"] = hw.get("register_bits", 0)
+            if "fused_into" in hw:
+                row["computed_in"] = hw["fused_into"]  # a clip or cast computed by the core before it
             if isinstance(n, Linear):
                 row["adders"] = hw.get("adders")
                 if design is not None and design.arith.arith == "shift-add":
@@ -97,7 +99,7 @@ def hardware(design: VhdlDesign | None, outputs: dict[str, Any]) -> dict[str, An
         arith = design.arith
         hw.update(
             latency_ns=design.latency_ns,
-            clock_period_ns=arith.clock_period_ns,
+            clock_period_ns=arith.clock_period_ns if design.latency_ns is not None else None,
             arithmetic=arith.arith,
             dsp=arith.dsp,
             adders=sum(row.get("adders", 0) for row in design.layers),
@@ -149,7 +151,7 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
         latency = "set by HLS synthesis"
     else:
         latency = f"{hw['latency_cycles']} cycles"
-        if "latency_ns" in hw:
+        if hw.get("latency_ns") is not None:
             latency += f" ({hw['latency_ns']} ns at {hw['clock_period_ns']} ns)"
     if hw.get("arithmetic") == "shift-add":
         arith = f"{hw['adders']} adders" + (" and DSP products (--dsp)" if hw["dsp"] else ", no multiplier")

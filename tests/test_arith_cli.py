@@ -34,6 +34,7 @@ def test_naive_and_shift_add_agree_and_say_which_they_are(model: Path, tmp_path:
     core = (tmp_path / "naive" / "vhdl" / "arith_mlp_dense_core.vhd").read_text()
     assert re.search(r"x\(\d+\) \* \d+", core)  # the naive design multiplies by the weights
     assert naive["hardware"]["latency_cycles"] == 3  # one register per layer and per relu
+    assert naive["hardware"]["latency_ns"] is None and naive["hardware"]["clock_period_ns"] is None
     rows = {row["name"]: row for row in adders["layers"]}
     assert rows["dense"]["adders"] > 0 and rows["dense"]["register_bits"] > 0
     assert rows["dense"]["pipeline_stages"] >= 1 and rows["dense_1"]["pipeline_stages"] >= 1

@@ -88,7 +88,10 @@ class VhdlDesign:
         return d
 
     @property
-    def latency_ns(self) -> float:
+    def latency_ns(self) -> float | None:
+        """The latency at the clock period the design is pipelined for (None: naive, not pipelined to one)."""
+        if self.arith.arith == "naive":
+            return None
         return round(self.latency * self.arith.clock_period_ns, 3)
 
 

@@ -1,29 +1,34 @@
 """Pipelining an adder graph to a clock period: a delay model and the register placement.
 
-The delay model estimates, for a Xilinx 7-series part (speed grade -1), how
-long each node of an :class:`~.adders.AdderGraph` takes from its operands to
-its result (nanoseconds):
+The delay model estimates, for a Xilinx 7-series part, how long the logic
+between two registers takes (nanoseconds).  A path through a stage costs the
+sum of its nodes' logic levels plus the longest carry chain on it, counted
+once, because the carry chains of adders in series overlap (each adder's low
+bits are ready long before its high bits):
 
-* an adder or subtractor of ``w`` result bits (a LUT per bit feeding the
-  CARRY4 chain): ``ADDER_NS + CARRY4_NS * ceil(w / 4)``, that is 0.8 ns plus
-  0.1 ns per 4 bits (a 16-bit adder: 1.2 ns);
-* a shift is wiring (0 ns); a constant output is wiring;
+* an adder or subtractor: one level, ``ADDER_NS`` (0.7 ns: a LUT and the
+  routing into the carry chain), and a carry chain of ``CARRY4_NS`` (0.1 ns)
+  per 4 result bits;
+* a shift is wiring (0 ns), and so is a constant output;
 * a DSP product (``--dsp``): ``MULTIPLIER_NS`` (3.0 ns);
-* the output re-quantisation: an adder of the result width for a rounding
-  increment (RND_CONV, RND_ZERO, RND_INF, TRN_ZERO; RND and RND_MIN_INF fold
-  their half into the output constant), and a comparison (an adder of the
-  compared width) plus a LUT (``LUT_NS``, 0.5 ns) for saturation;
-* a register costs ``REGISTER_NS`` (0.6 ns: clock to output, set-up and
-  clock uncertainty) of every period.
+* the output re-quantisation: an adder level when its rounding adds a
+  constant it could not share with the bias adder or increments; a LUT level
+  (``LUT_NS``, 0.4 ns) to round a tie to even; a comparison (an adder level
+  and its carry chain) and a multiplexer (a LUT level) when it saturates; a
+  clip fused into the core costs the same as a saturation;
+* every register costs ``REGISTER_NS`` (0.6 ns: clock to output, set-up and
+  clock uncertainty) of the period.
 
-Nodes are placed as soon as possible: a node joins the stage of its latest
-operand when the path through that stage still fits ``period - REGISTER_NS``,
-and otherwise starts the next stage (its operands are registered).  Every
-value is then delayed by registers to each stage that uses it, and every
-output to the last stage, so all paths have the same latency; the result is
-registered at the end.  A node longer than the budget on its own still gets
-a stage of its own (the design then misses the period, which the report's
-``latency_ns`` and the benchmark's logic levels show).
+At the default 4.2 ns (240 MHz) a stage holds four adders of up to 32 bits in
+series.  Nodes are placed as soon as possible (a node joins the stage of its
+latest operand while the path still fits ``period - REGISTER_NS``, else it
+starts the next stage), which gives the fewest stages; then, keeping that
+latency, nodes move to later stages wherever that saves register bits, or
+the latest placement is taken when it needs fewer.  Every value is delayed
+by registers to each stage that reads it and every output to the last stage,
+so all paths have the same latency; the results are registered at the end.
+A node longer than the budget on its own still gets a stage of its own (the
+design then misses the period; ``critical_ns`` shows it).
 """
 
 from __future__ import annotations
