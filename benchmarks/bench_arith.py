@@ -122,7 +122,13 @@ def da4ml_verilog(comb: Any, cutoff: float, work: Path) -> tuple[list[Path], int
 
 
 def agreement(g: Graph, comb: Any, n: int = 1000) -> float:
-    """The fraction of samples on which da4ml's network computes exactly the golden outputs."""
+    """The fraction of samples on which da4ml's network computes exactly the golden outputs of
+    the same network with RND in place of RND_CONV (da4ml has no round-half-to-even)."""
+    g = Graph.from_json(g.to_json())
+    for node in g.nodes:
+        t = node.result_type
+        if t is not None and t.rounding == "RND_CONV":
+            node.result_type = t.with_modes("RND", t.overflow)
     assert g.input_type is not None
     rng = np.random.default_rng(0)
     x_int = np.clip(np.round(rng.normal(0, 1, (n, g.input_size)) * 2**g.input_type.frac), g.input_type.min_int,

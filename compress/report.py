@@ -46,10 +46,9 @@ def layer_rows(graph: Graph, design: VhdlDesign | None = None) -> list[dict[str,
             row["register_bits"] = hw.get("register_bits", 0)
             if "fused_into" in hw:
                 row["computed_in"] = hw["fused_into"]  # a clip or cast computed by the core before it
-            if isinstance(n, Linear):
+            if isinstance(n, Linear) and design is not None and design.arith.arith == "shift-add":
                 row["adders"] = hw.get("adders")
-                if design is not None and design.arith.arith == "shift-add":
-                    row["dsp_products"] = hw.get("multipliers")
+                row["dsp_products"] = hw.get("multipliers")
         if len(n.inputs) > 1:
             row["in_shapes"] = [list(s) for s in graph.in_shapes(n)]
         extra = {k: _t(v) for k, v in types.items() if k not in ("weight", "bias", "accum", "result")}
@@ -102,7 +101,7 @@ def hardware(design: VhdlDesign | None, outputs: dict[str, Any]) -> dict[str, An
             clock_period_ns=arith.clock_period_ns if design.latency_ns is not None else None,
             arithmetic=arith.arith,
             dsp=arith.dsp,
-            adders=sum(row.get("adders", 0) for row in design.layers),
+            adders=sum(row.get("adders", 0) for row in design.layers) if arith.arith == "shift-add" else None,
             register_bits=sum(row.get("register_bits", 0) for row in design.layers) + design.delay_register_bits,
         )
     return hw
