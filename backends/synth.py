@@ -19,7 +19,7 @@ from typing import Any
 
 from mlinfn_compress.backends.netlist import ghdl_netlist
 from mlinfn_compress.errors import UserError
-from mlinfn_compress.sim.ghdl import run_tool
+from mlinfn_compress.sim.ghdl import STD, analyse, ghdl_path, run_tool
 
 FAMILY = "xc7"
 
@@ -99,3 +99,52 @@ def flatten_cells(modules: dict[str, dict[str, int]], top: str) -> dict[str, int
 
     add(top, 1)
     return total
+
+
+# ---- netlist helpers: Verilog from the VHDL, yosys statistics and logic levels ----
+
+
+def vhdl_to_verilog(sources: list[Path], top: str, workdir: Path) -> Path:
+    """``ghdl --synth`` of the VHDL design into one Verilog netlist (``workdir/<top>.v``)."""
+    analyse(sources, workdir)
+    netlist = run_tool(
+        [ghdl_path(), "--synth", STD, f"--workdir={workdir.resolve()}", "--out=verilog", top], workdir, "ghdl --synth"
+    )
+    path = workdir / f"{top}.v"
+    path.write_text(netlist)
+    return path
+
+
+def synthesise_verilog(files: list[Path], top: str, workdir: Path) -> dict[str, Any]:
+    """yosys ``synth_xilinx`` of Verilog files: resources, the longest path between registers in
+    logic levels (``ltp -noff``: cells on the longest combinational path, carry cells included)
+    and the seconds yosys took."""
+    yosys = _yosys()
+    t0 = time.perf_counter()
+    reads = " ".join(f"read_verilog {p.resolve()};" for p in files)
+    script = (
+        f"{reads} synth_xilinx -family {FAMILY} -noiopad -flatten -top {top}; "
+        "tee -q -o stat.json stat -json; tee -q -o ltp.txt ltp -noff * t:FD* %d"
+    )
+    run_tool([yosys, "-q", "-p", script], workdir, "yosys synth_xilinx")
+    seconds = time.perf_counter() - t0
+    stat = json.loads((workdir / "stat.json").read_text())
+    cells: dict[str, int] = {}
+    for module in stat.get("modules", {}).values():
+        for cell, n in module.get("num_cells_by_type", {}).items():
+            cells[cell] = cells.get(cell, 0) + int(n)
+    return {
+        **count_resources(cells),
+        "logic_levels": logic_levels((workdir / "ltp.txt").read_text()),
+        "seconds": round(seconds, 1),
+    }
+
+
+def logic_levels(ltp_text: str) -> int:
+    """Cells on the longest path that yosys's ``ltp`` reports (its length counts the wires)."""
+    import re
+
+    m = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", ltp_text)
+    if m is None:
+        raise RuntimeError(f"yosys ltp printed no longest path:\n{ltp_text[:500]}")
+    return int(m.group(1))

@@ -75,7 +75,20 @@ def shape_type(text: str) -> tuple[int, ...]:
     return shape
 
 
+def clock_period(text: str) -> float:
+    """An argparse type: a clock period in nanoseconds, above 0 and at most 1000."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of nanoseconds in (0, 1000], got {text!r}") from None
+    if not 0.0 < value <= 1000.0:
+        raise argparse.ArgumentTypeError(f"must be a number of nanoseconds in (0, 1000], got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .backends.vhdl.design import ARITHMETIC, DEFAULT_CLOCK_NS
+
     p = argparse.ArgumentParser(
         prog="mlinfn-compress",
         description="Compress a trained network and emit firmware that is verified bit for bit in simulation.",
@@ -177,6 +190,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="architecture of the VHDL design: parallel (every layer at once, one sample per clock) or stream "
         "(one pixel per clock through line buffers, valid/ready handshakes) (default: stream where the parallel "
         "design would exceed 16,384 constant multiplications or its largest tensor 1,024 values, else parallel)",
+    )
+    p.add_argument(
+        "--arith",
+        choices=ARITHMETIC,
+        default=ARITHMETIC[0],
+        help="how the VHDL computes linear layers: shift-add, adder graphs of shifted signals pipelined to "
+        "--clock-period; naive, a sum of products per output in one clock (default: shift-add)",
+    )
+    p.add_argument(
+        "--clock-period",
+        type=clock_period,
+        default=DEFAULT_CLOCK_NS,
+        metavar="NS",
+        help=f"clock period in ns the VHDL pipeline is cut for (default: {DEFAULT_CLOCK_NS}, 240 MHz)",
+    )
+    p.add_argument(
+        "--dsp",
+        action="store_true",
+        help="map the weights whose shift-and-add costs more than a multiplier to DSP multiplications "
+        "(default: off, no DSP)",
     )
     p.add_argument(
         "--synth",

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import golden
-from .backends.vhdl import VhdlDesign
+from .backends.vhdl import ArithOptions, VhdlDesign
 from .compression import CompressOptions, compress_model
 from .data import Dataset, load_dataset
 from .errors import UserError
@@ -68,6 +68,7 @@ class RunOptions:
     seed: int = 0
     synth: bool = False
     softmax: str = "logits"  # a final softmax: "logits" (removed) or "table" (hls4ml's lookup-table softmax)
+    arith: ArithOptions = field(default_factory=ArithOptions)
     quiet: bool = False
     io: str | None = None  # VHDL architecture: parallel or stream (None: by the size rule)
 
@@ -118,6 +119,8 @@ def compress(opts: RunOptions) -> int:
             raise UserError(f"--io must be one of {', '.join(IO_CHOICES)}, got {opts.io!r}")
         if opts.target == "hls":
             raise UserError("--io chooses the VHDL design's architecture: use it with --target vhdl or both")
+    if opts.target == "hls" and (opts.arith.dsp or opts.arith.arith != "shift-add"):
+        raise UserError("--arith and --dsp choose the VHDL design's arithmetic: use them with --target vhdl or both")
     if opts.simulate < 1:
         raise UserError(f"--simulate must be at least 1, got {opts.simulate}")
     opts.quant.check()
@@ -243,16 +246,15 @@ def _run(
         outputs["note"] = BONDMACHINE_SOFTMAX_NOTE if opts.target == "bondmachine" else HLS_SOFTMAX_NOTE
     if graph.output_activation == "sigmoid":
         outputs["note"] = SIGMOID_NOTE
-    latency = design.latency if design is not None else None
     report = build_report(
         graph,
         opts.target,
-        latency,
+        design,
         verification.to_json(),
         quant_info,
         outputs,
         progress.timings,
-        interval=design.initiation_interval if design is not None else 1,
+        interval=design.initiation_interval if design is not None else None,
         io=_io_facts(opts, graph) if design is not None else None,
     )
     if loaded.input_layout is not None and loaded.output_layout is not None:  # the framework's own shapes
@@ -340,8 +342,8 @@ def _emit_and_verify(
         from .backends.vhdl import render
 
         io = _io_facts(opts, graph)["architecture"]
-        with progress.step("emit", f"writing VHDL ({io} architecture)"):
-            design = render(graph, tmp / "vhdl", tmp / "sim", io=io)
+        with progress.step("emit", f"writing VHDL ({io} architecture, {opts.arith.arith} arithmetic)"):
+            design = render(graph, tmp / "vhdl", tmp / "sim", io=io, options=opts.arith)
     if opts.target in ("hls", "both"):
         from .backends.hls import render_hls
 

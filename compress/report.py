@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .backends.vhdl import VhdlDesign
 from .fixed import FixedType, to_float
 from .ir import Graph, Linear, Table
 
@@ -19,7 +20,9 @@ def _t(x: object) -> str | None:
     return None if x is None else str(x)
 
 
-def layer_rows(graph: Graph) -> list[dict[str, Any]]:
+def layer_rows(graph: Graph, design: VhdlDesign | None = None) -> list[dict[str, Any]]:
+    """One row per node; with a VHDL design, also its hardware: pipeline stages, adders, register bits."""
+    hardware = {row["name"]: row for row in design.layers} if design is not None else {}
     rows = []
     for n in graph.nodes:
         types = n.types()
@@ -39,6 +42,15 @@ def layer_rows(graph: Graph) -> list[dict[str, Any]]:
             "multipliers": n.multipliers(),
             "notes": n.notes,
         }
+        if n.name in hardware:
+            hw = hardware[n.name]
+            row["pipeline_stages"] = hw["latency"]
+            row["register_bits"] = hw.get("register_bits", 0)
+            if "fused_into" in hw:
+                row["computed_in"] = hw["fused_into"]  # a clip or cast computed by the core before it
+            if isinstance(n, Linear) and design is not None and design.arith.arith == "shift-add":
+                row["adders"] = hw.get("adders")
+                row["dsp_products"] = hw.get("multipliers")
         if len(n.inputs) > 1:
             row["in_shapes"] = [list(s) for s in graph.in_shapes(n)]
         extra = {k: _t(v) for k, v in types.items() if k not in ("weight", "bias", "accum", "result")}
@@ -105,10 +117,35 @@ def float_exactness(graph: Graph) -> dict[str, Any]:
     return {"float32_exact": not inexact, "layers_beyond_float32": inexact}
 
 
+def hardware(
+    design: VhdlDesign | None, outputs: dict[str, Any], interval: int | None, io: dict[str, Any] | None
+) -> dict[str, Any]:
+    """report.json's ``hardware``: latency, interval, architecture, clock and arithmetic of the VHDL design
+    (None where the HLS build decides)."""
+    hw: dict[str, Any] = {
+        "latency_cycles": design.latency if design is not None else None,
+        "initiation_interval": interval,
+        "io": io,
+        "resources": None,
+        "outputs": outputs,
+    }
+    if design is not None:
+        arith = design.arith
+        hw.update(
+            latency_ns=design.latency_ns,
+            clock_period_ns=arith.clock_period_ns if design.latency_ns is not None else None,
+            arithmetic=arith.arith,
+            dsp=arith.dsp,
+            adders=sum(row.get("adders", 0) for row in design.layers) if arith.arith == "shift-add" else None,
+            register_bits=sum(row.get("register_bits", 0) for row in design.layers) + design.delay_register_bits,
+        )
+    return hw
+
+
 def build_report(
     graph: Graph,
     target: str,
-    latency: int | None,
+    design: VhdlDesign | None,
     verification: dict[str, Any],
     quantisation: dict[str, Any],
     outputs: dict[str, Any],
@@ -128,17 +165,11 @@ def build_report(
             "output_shape": list(graph.output.shape),
         },
         "target": target,
-        "layers": layer_rows(graph),
+        "layers": layer_rows(graph, design),
         "compression": compression(graph),
         "quantisation": quantisation,
         "verification": verification,
-        "hardware": {
-            "latency_cycles": latency,
-            "initiation_interval": interval,
-            "io": io,
-            "resources": None,
-            "outputs": outputs,
-        },
+        "hardware": hardware(design, outputs, interval, io),
         "accuracy": None,
         "timings_s": timings,
     }
@@ -154,9 +185,13 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
             f"{row['result_type']:<26} {row['sparsity']:.0%}"
         )
     hw, comp, ver = report["hardware"], report["compression"], report["verification"]
+    if hw.get("arithmetic") == "shift-add":
+        arith = f"{hw['adders']} adders" + (" and DSP products (--dsp)" if hw["dsp"] else ", no multiplier")
+    else:
+        arith = f"{comp['multipliers']} multipliers"
     lines.append(
         f"  latency {latency_text(report)}, initiation interval {hw['initiation_interval'] or 'set by its build'}; "
-        f"{comp['multipliers']} multipliers, {comp['sparsity']:.0%} of weights zero"
+        f"{arith}, {comp['sparsity']:.0%} of weights zero"
     )
     io = hw.get("io")
     if io:
@@ -191,6 +226,8 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
         f"  verification: {ver['samples']} samples against {', '.join(ver['against'])}: "
         f"{ver['mismatches']} mismatches{_checks(ver)} -> {verdict(ver)}"
     )
+    if ver.get("simulation_error"):
+        lines.append(f"  {ver['simulation_error']}")
     if ver["first_mismatch"]:
         fm2 = ver["first_mismatch"]
         where = (
@@ -209,9 +246,11 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
 
 
 def latency_text(report: dict[str, Any]) -> str:
-    cycles = report["hardware"]["latency_cycles"]
+    hw = report["hardware"]
+    cycles = hw["latency_cycles"]
     if cycles is not None:
-        return f"{cycles} cycles"
+        ns = hw.get("latency_ns")
+        return f"{cycles} cycles" + (f" ({ns} ns at {hw['clock_period_ns']} ns)" if ns is not None else "")
     return "set by the BondMachine build" if report["target"] == "bondmachine" else "set by HLS synthesis"
 
 

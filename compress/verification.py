@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import golden
-from .backends.vhdl import VhdlDesign
+from .backends.vhdl import ArithOptions, VhdlDesign
 from .compare import Comparison, compare
 from .errors import UserError
 from .fixed import to_float
@@ -47,6 +47,7 @@ class Verification:
     test_golden: np.ndarray | None = None  # the golden model's outputs on the test set
     hls: dict[str, Any] | None = None  # the C simulation's facts (HLS only)
     timing: dict[str, Any] | None = None  # streaming: stated and measured latency and interval
+    error: str | None = None  # why the design stopped its simulation (a value out of its range)
 
     @property
     def mismatches(self) -> int:
@@ -74,6 +75,7 @@ class Verification:
             "protocol": self.protocol,
             "hls": self.hls,
             "timing": self.timing,
+            "simulation_error": self.error,
             "simulation_seconds": round(self.sim_seconds, 3),
             "samples_per_second": round(self.samples / self.sim_seconds) if self.sim_seconds > 0 else None,
         }
@@ -91,6 +93,8 @@ def design_from_json(d: dict[str, Any], vhdl_dir: Path, sim_dir: Path) -> VhdlDe
     fields = dict(d)
     fields["files"] = [vhdl_dir / f for f in d["files"]]
     fields["testbench"] = sim_dir / d["testbench"]
+    if "arith" in d:
+        fields["arith"] = ArithOptions.from_json(d["arith"])
     return VhdlDesign(**fields)
 
 
@@ -124,18 +128,22 @@ def run_verification(
     test_outputs: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     simulators: list[str] = []
+    errors: dict[str, str | None] = {}
     protocol = hls_info = timing = None
     argmax = None
     with tempfile.TemporaryDirectory(prefix="mlinfn-sim-") as tmp:
         if vhdl is not None:
             sims = _simulate_vhdl(vhdl, x_int, test_set, Path(tmp), progress)
             outputs["vhdl"], argmax, seconds["vhdl"] = sims[0].logits, sims[0].argmax, sims[0].seconds
+            errors["vhdl"] = sims[0].error
             if sims[1] is not None:
                 test_outputs["vhdl"] = sims[1].logits
             if sims[0].timing is not None:
                 timing = _timing(vhdl, sims[0].timing)
             protocol = _protocol(vhdl, x_int, expected, Path(tmp), progress, keep_logs)
-            simulators.append(f"{ghdl_version()}: VHDL textio bench (all samples); cocotb protocol tests")
+            simulators.append(
+                f"{ghdl_version()}, {sims[0].backend} backend: VHDL textio bench (all samples); cocotb protocol tests"
+            )
     if hls is not None:
         hls_info, outputs["hls"], hls_test, seconds["hls"] = _simulate_hls(hls, x_int, test_set, progress)
         if hls_test is not None:
@@ -167,6 +175,7 @@ def run_verification(
         expected_test,
         hls_info,
         timing,
+        errors.get("vhdl"),
     )
 
 
@@ -195,14 +204,21 @@ def _timing(design: VhdlDesign, measured: dict[str, Any]) -> dict[str, Any]:
 def _simulate_vhdl(
     design: VhdlDesign, x_int: np.ndarray, test_set: np.ndarray | None, tmp: Path, progress: Progress
 ) -> tuple[Any, Any]:
-    from .sim.ghdl import simulate_design
+    from .sim.ghdl import DesignStopped, SimResult, simulate_design
+
+    def run(x: np.ndarray, work: Path) -> SimResult:
+        try:
+            return simulate_design(design, x, work)
+        except DesignStopped as e:  # no outputs: every sample counts as a mismatch
+            empty = np.zeros((0, design.n_out * design.out_words), dtype=np.int64)
+            return SimResult(empty, np.zeros(0, np.int64) if design.argmax else None, 0.0, 0.0, error=str(e))
 
     with progress.step("simulate", f"simulating {len(x_int)} samples in GHDL"):
-        sim = simulate_design(design, x_int, tmp / "bulk")
+        sim = run(x_int, tmp / "bulk")
     test_sim = None
     if test_set is not None:
         with progress.step("test_set", f"simulating the {len(test_set)} test samples in GHDL"):
-            test_sim = simulate_design(design, test_set, tmp / "test")
+            test_sim = run(test_set, tmp / "test")
     return sim, test_sim
 
 

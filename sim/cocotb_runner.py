@@ -42,7 +42,12 @@ def run_protocol_tests(
     build_dir = build_dir.resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     data = build_dir / "protocol_vectors.npz"
-    arrays = {"inputs": inputs, "logits": logits, "meta": np.array([int(v) for v in meta])}
+    # values wider than 64 bits (Python integers) travel as text
+    arrays = {
+        "inputs": np.asarray(inputs).astype(str) if np.asarray(inputs).dtype == object else inputs,
+        "logits": np.asarray(logits).astype(str) if np.asarray(logits).dtype == object else logits,
+        "meta": np.array([int(v) for v in meta]),
+    }
     if argmax is not None:
         arrays["argmax"] = argmax
     np.savez(data, **arrays)

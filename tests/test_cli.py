@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import report
 
+from mlinfn_compress.backends.vhdl.adders import csd_digits
 from mlinfn_compress.cli import main
 
 
@@ -52,7 +53,11 @@ def test_float_mlp_verified_bit_exact(float_run: Path) -> None:
         ("fc3", "dense"), ("relu3", "relu"), ("output", "dense"),
     ]  # fmt: skip
     hw = r["hardware"]
-    assert hw["latency_cycles"] == 8 and hw["initiation_interval"] == 1 and hw["resources"] is None
+    stages = [row["pipeline_stages"] for row in r["layers"]]
+    assert hw["latency_cycles"] == sum(stages) + 1 and hw["initiation_interval"] == 1 and hw["resources"] is None
+    assert stages[1::2] == [0, 0, 0]  # each relu is computed in the core of the dense layer before it
+    assert hw["arithmetic"] == "shift-add" and hw["clock_period_ns"] == 4.2 and hw["dsp"] is False
+    assert hw["latency_ns"] == round(4.2 * hw["latency_cycles"], 3)
     assert hw["outputs"]["argmax"] is True and "softmax" in hw["outputs"]["note"]
     q = r["quantisation"]
     assert q["input_type"] == "fixed<16,6,RND_CONV,SAT>"
@@ -60,16 +65,22 @@ def test_float_mlp_verified_bit_exact(float_run: Path) -> None:
     assert r["compression"]["sparsity"] > 0.6
 
 
-def test_pruned_weights_generate_no_multipliers(float_run: Path) -> None:
+def test_pruned_weights_generate_no_hardware(float_run: Path) -> None:
+    """No multiplier at all, an input whose weights are all zero is never read, and the adders
+    are fewer than the non-zero signed digits of the weights (plus one per bias)."""
     r = report(float_run)
     design = json.loads((float_run / "design.json").read_text())
     for row, node in zip(r["layers"], design["ir"]["nodes"], strict=True):
         if row["op"] != "dense":
             continue
-        nonzero = int(np.count_nonzero(node["weight_int"]["ints"]))
-        assert row["multipliers"] == nonzero
+        w = np.array(node["weight_int"]["ints"]).reshape(node["weight_int"]["shape"])
+        assert row["multipliers"] == int(np.count_nonzero(w)) and row["dsp_products"] == 0
         text = (float_run / "vhdl" / f"jet_mlp_{row['name']}_core.vhd").read_text()
-        assert len(re.findall(r"x\(\d+\)", text)) == nonzero  # one term per non-zero weight
+        read = {int(i) for i in re.findall(r"\bx\((\d+)\)", text)}
+        assert read == {int(i) for i in np.flatnonzero(np.any(w != 0, axis=1))}
+        digits = sum(len(csd_digits(int(v))) for v in w.ravel())
+        assert 0 < row["adders"] <= digits + w.shape[1]
+        assert all(m.group(1) == "2**" for m in re.finditer(r"\* ?(\S{3})", text))  # only shifts
 
 
 def test_qkeras_mlp_matches_qkeras_and_golden(qkeras_run: Path) -> None:
@@ -85,16 +96,25 @@ def test_qkeras_mlp_matches_qkeras_and_golden(qkeras_run: Path) -> None:
     assert r["quantisation"]["chosen_post_training"] == []
 
 
-def test_verify_catches_a_changed_weight(qkeras_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("mutation", ["shift", "sign"])
+def test_verify_catches_a_changed_shift_or_sign(
+    mutation: str, qkeras_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     outdir = tmp_path / "mutant"
     subprocess.run(["cp", "-r", str(qkeras_run), str(outdir)], check=True)
     code, out, _ = run(["verify", str(outdir), "-q"], capsys)
     assert code == 0 and "BIT-EXACT" in out
     layer = outdir / "vhdl" / "qkeras_mlp_fc2_core.vhd"
     text = layer.read_text()
-    m = re.search(r"x\((\d+)\) \* (\d+)", text)
-    assert m is not None
-    layer.write_text(text[: m.start(2)] + str(int(m.group(2)) + 1) + text[m.end(2) :])
+    if mutation == "shift":  # the first adder operand shifted by one more bit
+        m = re.search(r"n\d+ := x\(\d+\) \* 2\*\*(\d+)", text)
+        assert m is not None
+        text = text[: m.start(1)] + str(int(m.group(1)) + 1) + text[m.end(1) :]
+    else:  # the first subtraction made an addition
+        m = re.search(r"n\d+ := x\(\d+\)[^;]* (-) ", text)
+        assert m is not None
+        text = text[: m.start(1)] + "+" + text[m.end(1) :]
+    layer.write_text(text)
     code, out, _ = run(["verify", str(outdir), "-q"], capsys)
     assert code == 1
     v = report(outdir)["verification"]

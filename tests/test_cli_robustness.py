@@ -28,6 +28,10 @@ from mlinfn_compress.cli import INTERNAL_ERROR, build_parser, build_verify_parse
         ("--prune", "-0.1", "must be a number in [0, 1), got -0.1"),
         ("--seed", "-1", "must be an integer >= 0, got -1"),
         ("--bits", "eight", "must be an integer from 2 to 24, got 'eight'"),
+        ("--clock-period", "0", "must be a number of nanoseconds in (0, 1000], got 0.0"),
+        ("--clock-period", "-4", "must be a number of nanoseconds in (0, 1000], got -4.0"),
+        ("--clock-period", "1e4", "must be a number of nanoseconds in (0, 1000], got 10000.0"),
+        ("--clock-period", "fast", "must be a number of nanoseconds in (0, 1000], got 'fast'"),
     ],
 )
 def test_numeric_options_out_of_range_exit_2(

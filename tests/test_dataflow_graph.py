@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlinfn_compress import golden
-from mlinfn_compress.backends.vhdl import render
+from mlinfn_compress.backends.vhdl import ArithOptions, render
 from mlinfn_compress.fixed import FixedType, quantize
 from mlinfn_compress.ir import (
     Add,
@@ -106,17 +106,18 @@ def test_average_pooling_truncates_toward_zero_on_the_accumulator_grid() -> None
     assert golden.run(g, x)["logits"].ravel().tolist() == [1, 0, 2]
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_every_op_graph_vhdl_equals_golden(seed: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("seed", "arith"), [(0, "shift-add"), (1, "shift-add"), (0, "naive")])
+def test_every_op_graph_vhdl_equals_golden(seed: int, arith: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(seed)
     g = every_op_graph(rng)
     quantise(g, QuantConfig(weight_bits=6, act_bits=10), default_inputs(2000, (H, W, C), seed))
     x = quantize(default_inputs(300, (H, W, C), seed=seed + 3) * 2, g.input_type).reshape(300, -1)
     expected = golden.run(g, x)["logits"]
-    d = render(g, tmp_path / "vhdl", tmp_path / "sim")
+    d = render(g, tmp_path / "vhdl", tmp_path / "sim", ArithOptions(arith=arith))
     got = simulate(d.files, d.testbench, d.top, x, d.n_out, d.argmax, tmp_path / "work").logits
     assert got.tolist() == expected.tolist()
     # the skip branch waits in delay registers: every path has the same latency
     starts = {layer["name"]: layer["start"] for layer in d.layers}
-    assert starts["add"] == starts["conv2"] + 1 and starts["skip"] == 0
-    assert d.latency == 10
+    latency = {layer["name"]: layer["latency"] for layer in d.layers}
+    assert starts["add"] == starts["conv2"] + latency["conv2"] and starts["skip"] == 0
+    assert d.latency == max(layer["start"] + layer["latency"] for layer in d.layers)

@@ -11,7 +11,7 @@ import pytest
 from conftest import make_graph, make_node
 
 from mlinfn_compress import golden
-from mlinfn_compress.backends.vhdl import VHDL_INT_MAX, render
+from mlinfn_compress.backends.vhdl import VHDL_INT_MAX, ArithOptions, render
 from mlinfn_compress.fixed import ROUNDING_MODES, FixedType, requantize
 from mlinfn_compress.ir import Graph
 from mlinfn_compress.quantise import QuantConfig, accumulator_bounds, quantise
@@ -71,8 +71,11 @@ def inputs(n_random: int, seed: int = 1) -> np.ndarray:
     return np.vstack([*corners, rng.integers(lo, hi + 1, size=(n_random, N_IN)), small])
 
 
-def run_vhdl(graph: Graph, x: np.ndarray, tmp: Path) -> np.ndarray:
-    d = render(graph, tmp / "vhdl", tmp / "sim")
+NAIVE = ArithOptions(arith="naive")
+
+
+def run_vhdl(graph: Graph, x: np.ndarray, tmp: Path, options: ArithOptions | None = None) -> np.ndarray:
+    d = render(graph, tmp / "vhdl", tmp / "sim", options)
     return simulate(d.files, d.testbench, d.top, x, d.n_out, d.argmax, tmp / "work").logits
 
 
@@ -93,7 +96,8 @@ def test_wide_dense_equals_golden(label: str, tmp_path: Path) -> None:
     x = inputs(60)
     expected = golden.run(g, x)["logits"]
     assert len({tuple(r) for r in expected.tolist()}) > 60  # the outputs vary from row to row
-    assert run_vhdl(g, x, tmp_path).tolist() == expected.tolist()
+    assert run_vhdl(g, x, tmp_path / "adders").tolist() == expected.tolist()  # shift-add, numeric_std
+    assert run_vhdl(g, x, tmp_path, NAIVE).tolist() == expected.tolist()
     text = (tmp_path / "vhdl" / f"{g.name}_fc1_core.vhd").read_text()
     assert "ACC_W" in text and "signed'(\"" in text and "shift_left(resize(to_signed(x(" in text
     bias3 = requantize(np.array([int(fc1.bias_int[3])]), fc1.bias_type.frac, fc1.result_type)
@@ -119,13 +123,14 @@ def test_wide_rounding_ties(rounding: str, tmp_path: Path) -> None:
     g = make_graph(f"ties_{rounding.lower()}", "test", "hand-built", 2, [fc], input_type=IN_T)
     x = np.array([[v, 0] for v in range(-40, 41)] + [[IN_T.min_int, IN_T.max_int], [IN_T.max_int, IN_T.min_int]])
     expected = golden.run(g, x)["logits"]
-    assert run_vhdl(g, x, tmp_path).tolist() == expected.tolist()
+    assert run_vhdl(g, x, tmp_path / "adders").tolist() == expected.tolist()
+    assert run_vhdl(g, x, tmp_path, NAIVE).tolist() == expected.tolist()
 
 
 def test_only_the_wide_layer_uses_the_wide_template(tmp_path: Path) -> None:
     g = wide_graph("wide_tail", RESULTS["rnd_conv_sat"], tail=True)
     x = inputs(30)
-    assert run_vhdl(g, x, tmp_path).tolist() == golden.run(g, x)["logits"].tolist()
+    assert run_vhdl(g, x, tmp_path, NAIVE).tolist() == golden.run(g, x)["logits"].tolist()
     text = {p.name: p.read_text() for p in (tmp_path / "vhdl").glob("*.vhd")}
     assert [n for n, t in text.items() if "ACC_W" in t] == ["wide_tail_fc1_core.vhd"]
     assert "signed" not in text["wide_tail_fc2_core.vhd"]
@@ -144,9 +149,10 @@ def test_wide_dense_saturates_and_wraps(tmp_path: Path) -> None:
             assert acc.min() >= t.min_int and acc.max() <= t.max_int
 
 
-def test_wide_design_synthesises(tmp_path: Path) -> None:
+@pytest.mark.parametrize("arith", ["shift-add", "naive"])
+def test_wide_design_synthesises(arith: str, tmp_path: Path) -> None:
     g = wide_graph("wide_syn", RESULTS["rnd_conv_sat"])
-    d = render(g, tmp_path / "vhdl", tmp_path / "sim")
+    d = render(g, tmp_path / "vhdl", tmp_path / "sim", ArithOptions(arith=arith))
     work = tmp_path / "work"
     work.mkdir()
     subprocess.run(["ghdl", "-a", "--std=08", f"--workdir={work}", *map(str, d.files)], check=True)
@@ -178,4 +184,5 @@ def test_quantised_wide_model_renders_and_matches(tmp_path: Path) -> None:
             rng.integers(-(2**13), 2**13, size=(40, n_in)),
         ]
     )
-    assert run_vhdl(g, x, tmp_path).tolist() == golden.run(g, x)["logits"].tolist()
+    assert run_vhdl(g, x, tmp_path / "adders").tolist() == golden.run(g, x)["logits"].tolist()
+    assert run_vhdl(g, x, tmp_path, NAIVE).tolist() == golden.run(g, x)["logits"].tolist()

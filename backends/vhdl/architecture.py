@@ -15,7 +15,7 @@ from mlinfn_compress.errors import UserError
 from mlinfn_compress.ir import INPUT, Graph, Linear
 
 from .dataflow import render as render_dataflow
-from .design import VhdlDesign
+from .design import ArithOptions, VhdlDesign
 from .stream import render_stream
 from .stream_plan import pixels
 
@@ -47,10 +47,13 @@ def choose_io(graph: Graph) -> tuple[str, str]:
     return "parallel", f"{facts}, within the {limits}"
 
 
-def render(graph: Graph, outdir: Path, bench_dir: Path, io: str = "parallel") -> VhdlDesign:
-    """Write the design in architecture ``io`` (parallel or stream) and its textio bench."""
+def render(
+    graph: Graph, outdir: Path, bench_dir: Path, io: str = "parallel", options: ArithOptions | None = None
+) -> VhdlDesign:
+    """Write the design in architecture ``io`` (parallel or stream) and its textio bench; ``options``:
+    the arithmetic of the CMVM cores (default: shift-and-add at the default clock)."""
     if io == "parallel":
-        return render_dataflow(graph, outdir, bench_dir)
+        return render_dataflow(graph, outdir, bench_dir, options)
     if io == "stream":
-        return render_stream(graph, outdir, bench_dir)
+        return render_stream(graph, outdir, bench_dir, options)
     raise UserError(f"--io must be one of {', '.join(IO_CHOICES)}, got {io!r}")

@@ -16,6 +16,37 @@ from mlinfn_compress.ir import INPUT, Graph
 # VHDL integers are guaranteed 32-bit: every value, partial sums included,
 # must stay inside this range where a design computes on integers.
 VHDL_INT_MAX = 2**31 - 1
+ARITHMETIC = ("shift-add", "naive")
+DEFAULT_CLOCK_NS = 4.2  # 240 MHz, the clock of a trigger board
+
+
+@dataclass(frozen=True)
+class ArithOptions:
+    """How linear layers become hardware.
+
+    ``shift-add`` (default): adder graphs of shifted signals, pipelined to ``clock_period_ns``;
+    ``dsp`` gives the weights that need many adders to DSP multiplications.
+    ``naive``: a sum of products per output in one clock (the reference design).
+    """
+
+    arith: str = "shift-add"
+    clock_period_ns: float = DEFAULT_CLOCK_NS
+    dsp: bool = False
+
+    def __post_init__(self) -> None:
+        if self.arith not in ARITHMETIC:
+            raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETIC)}, got {self.arith!r}")
+        if not self.clock_period_ns > 0:
+            raise ValueError(f"the clock period must be positive, got {self.clock_period_ns}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"arith": self.arith, "clock_period_ns": self.clock_period_ns, "dsp": self.dsp}
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> ArithOptions:
+        return ArithOptions(str(d["arith"]), float(d["clock_period_ns"]), bool(d["dsp"]))
+
+
 RESERVED = {
     "abs", "and", "in", "out", "or", "not", "signal", "type", "range", "is", "of", "to", "input",
     "process", "begin", "end", "entity", "architecture", "port", "map", "generate", "loop", "if", "then",
@@ -51,12 +82,22 @@ class VhdlDesign:
     in_words: int = 1  # words of n_in values per input sample (stream: pixels of an image)
     out_words: int = 1  # words of n_out values per output sample
     steady_from: int = 1  # samples fed back to back after which every interval is the initiation interval
+    arith: ArithOptions = field(default_factory=ArithOptions)
+    delay_register_bits: int = 0  # the top level's balancing delay lines
 
     def to_json(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["files"] = [p.name for p in self.files]
         d["testbench"] = self.testbench.name
+        d["arith"] = self.arith.to_json()
         return d
+
+    @property
+    def latency_ns(self) -> float | None:
+        """The latency at the clock period the design is pipelined for (None: naive, not pipelined to one)."""
+        if self.arith.arith == "naive":
+            return None
+        return round(self.latency * self.arith.clock_period_ns, 3)
 
 
 def template_env() -> jinja2.Environment:

@@ -36,7 +36,7 @@ from mlinfn_compress.ir.elementwise import const_int
 from mlinfn_compress.ir.movement import _Move
 
 from .design import int_table
-from .requant import check_int, requant_spec, wide_requant_spec
+from .requant import check_int, fits_int, requant_spec, signed_bits, signed_literal, type_fits_int, wide_requant_spec
 
 
 @dataclass
@@ -88,26 +88,13 @@ def render_elementwise(
         ctx["requants"].append(requant_spec(x_t.frac, x_t.min_int, x_t.max_int, res))
         body.append("y(i) <= requant(x(i));")
     elif isinstance(node, Clip):
-        lo, hi, frac = node.bounds_int(x_t)
-        s = frac - x_t.frac
-        check_int(max(abs(x_t.min_int), abs(x_t.max_int)) << s, where)
-        ctx["variables"].append("v")
-        body.append(f"v := x(i){f' * {2**s}' if s else ''};")
-        if node.lo is not None:
-            c = const_int(node.lo, frac)
-            body.append(f"if v < {c} then v := {c}; end if;")
-        if node.hi is not None:
-            c = const_int(node.hi, frac)
-            body.append(f"if v > {c} then v := {c}; end if;")
-        body.append("y(i) <= requant(v);")
-        ctx["requants"].append(requant_spec(frac, lo, hi, res))
-        ctx["describe"].append(f"clip to [{node.lo}, {node.hi}], then re-quantise")
+        _clip(ctx, node, x_t)
     elif isinstance(node, LeakyRelu):
         assert node.alpha_type is not None and node.alpha_int is not None
         fa, a = node.alpha_type.frac, int(node.alpha_int)
         ends = [x_t.max_int << fa, x_t.min_int << fa, x_t.min_int * a, x_t.max_int * a, 0]
         check_int(max(abs(e) for e in ends), where)
-        ctx["variables"].append("v")
+        ctx["variables"].append("v : integer")
         body += [
             f"if x(i) >= 0 then v := x(i){f' * {2**fa}' if fa else ''}; else v := x(i) * {a}; end if;",
             "y(i) <= requant(v);",
@@ -117,6 +104,7 @@ def render_elementwise(
         ctx["describe"].append(f"alpha = {a} * 2^-{fa} ({node.alpha_type})")
     elif isinstance(node, Table):
         assert node.index_type is not None and node.table_int is not None
+        check_int(max(abs(res.min_int), abs(res.max_int)), where)
         idx_t = node.index_type
         ctx["requants"].append(requant_spec(x_t.frac, x_t.min_int, x_t.max_int, idx_t, fn="to_index"))
         body.append(f"y(i) <= LUT(to_index(x(i)) - ({idx_t.min_int}));")
@@ -139,6 +127,38 @@ def render_elementwise(
     return Rendered(env.get_template("elementwise.vhd.j2").render(ctx), 1)
 
 
+def _clip(ctx: dict[str, Any], node: Clip, x_t: FixedType) -> None:
+    """``v := x << s``, clamped to the bounds, then re-quantised; in integers, or numeric_std where
+    the values are wider."""
+    lo, hi, frac = node.bounds_int(x_t)
+    s = frac - x_t.frac
+    bounds = [const_int(v, frac) if v is not None else None for v in (node.lo, node.hi)]
+    rq = requant_spec(frac, lo, hi, node.result_type)  # type: ignore[arg-type]
+    v_lo, v_hi = x_t.min_int << s, x_t.max_int << s
+    body = ctx["body"]
+    if fits_int(v_lo, v_hi) and all(b is None or fits_int(b, b) for b in bounds):
+        ctx["variables"].append("v : integer")
+        body.append(f"v := x(i){f' * {2**s}' if s else ''};")
+        lit = str
+        call = "requant(v)"
+    else:
+        w = max(signed_bits(v_lo, v_hi), *(signed_bits(b, b) for b in bounds if b is not None))
+        ctx["variables"].append(f"v : signed({w - 1} downto 0)")
+        x = f"resize(x(i), {w})" if not type_fits_int(x_t) else f"to_signed(x(i), {w})"
+        body.append(f"v := {f'shift_left({x}, {s})' if s else x};")
+
+        def lit(b: int) -> str:
+            return signed_literal(b, w)
+
+        call = "requant(v)" if rq["wide"] else "requant(to_integer(v))"
+    for b, cmp in zip(bounds, ("<", ">"), strict=True):
+        if b is not None:
+            body.append(f"if v {cmp} {lit(b)} then v := {lit(b)}; end if;")
+    body.append(f"y(i) <= {call};")
+    ctx["requants"].append(rq)
+    ctx["describe"].append(f"clip to [{node.lo}, {node.hi}], then re-quantise")
+
+
 def pool_requant(graph: Graph, node: Pool, taps: int) -> tuple[int, dict[str, Any]]:
     """(extra, requant): the left shift that puts an input on the average's accumulator grid (0 for
     max) and the re-quantisation of the pooled value, for windows of ``taps`` cells."""
@@ -146,6 +166,7 @@ def pool_requant(graph: Graph, node: Pool, taps: int) -> tuple[int, dict[str, An
     res = node.result_type
     assert res is not None
     if node.mode != "avg":
+        check_int(max(abs(x_t.min_int), abs(x_t.max_int)), f"layer '{node.name}' ({node.kind})")
         return 0, requant_spec(x_t.frac, x_t.min_int, x_t.max_int, res)
     acc = node.accum_type
     assert acc is not None
@@ -177,7 +198,8 @@ def render_move(env: jinja2.Environment, graph: Graph, node: _Move, base: dict[s
     if graph.in_type(node) != node.result_type:
         raise UserError(f"layer '{node.name}' ({node.kind}): data movement must keep its input's type")
     src = node.source_index(graph.shape_of(node.inputs[0])).tolist()
-    ctx = dict(base, node=node, n_out=node.size, src_table=int_table(src), padded=min(src, default=0) < 0)
+    zero = "0" if type_fits_int(node.result_type) else "(others => '0')"
+    ctx = dict(base, node=node, n_out=node.size, src_table=int_table(src), padded=min(src, default=0) < 0, zero=zero)
     return Rendered(env.get_template("move.vhd.j2").render(ctx), 0)
 
 
@@ -274,7 +296,3 @@ def render_softmax(env: jinja2.Environment, graph: Graph, node: Softmax, base: d
         inv_w=inv_w,
     )
     return Rendered(env.get_template("softmax.vhd.j2").render(ctx), 1)
-
-
-def fits_integer(t: FixedType) -> bool:
-    return t.width <= 31

@@ -23,7 +23,7 @@ from mlinfn_compress.ir import INPUT, Concat, Graph, Linear, Node, Pool
 from mlinfn_compress.ir.movement import _Move
 
 from .cmvm import render_core
-from .design import TensorNames, VhdlDesign, check_widths, template_env
+from .design import ArithOptions, TensorNames, VhdlDesign, check_widths, template_env
 from .ops import pool_requant, render_concat, render_elementwise, render_pool
 from .stream_plan import Collect, Fifo, Fork, Plan, Scan, Unit, Wire, pixels, plan
 from .stream_timing import Deadlock, size_fifos, timing
@@ -43,9 +43,10 @@ def _write(out: Path, entity: str, text: str) -> Path:
 
 
 class _Renderer:
-    def __init__(self, graph: Graph, out: Path) -> None:
+    def __init__(self, graph: Graph, out: Path, options: ArithOptions) -> None:
         self.graph = graph
         self.out = out
+        self.options = options
         self.env: jinja2.Environment = template_env()
         self.names = _Names(graph)
         self.common = {"top": self.names.top, "version": __version__, "source": Path(graph.source_path).name}
@@ -120,7 +121,7 @@ class _Renderer:
                 {"vec": row_vec, "alias": names.pix(node.name), "comment": f"{node.name}: one result row"},
             ]
             ctx = dict(base, in_ports=[{"port": "x", "vec": win_vec}], out_vec=row_vec)
-            text, unit.latency = render_core(self.env, graph, node, ctx)
+            text, unit.latency = render_core(self.env, graph, node, ctx, self.options)
             self.files.append(_write(self.out, entity, text))
             return {"entity": entity, "window_vec": win_vec, "ports": [("x", "xw")]}, False
         if isinstance(node, Pool):
@@ -238,12 +239,14 @@ def _top_unit(unit: Unit, entity: str, names: _Names, p: Plan) -> dict[str, Any]
             "comment": comment}  # fmt: skip
 
 
-def render_stream(graph: Graph, outdir: Path, bench_dir: Path) -> VhdlDesign:
-    """Write the streaming design into ``outdir`` and its textio bench into ``bench_dir``."""
+def render_stream(graph: Graph, outdir: Path, bench_dir: Path, options: ArithOptions | None = None) -> VhdlDesign:
+    """Write the streaming design into ``outdir`` and its textio bench into ``bench_dir``; ``options``:
+    the arithmetic of its CMVM cores."""
+    options = options or ArithOptions()
     check_widths(graph)
     assert graph.input_type is not None
     outdir.mkdir(parents=True, exist_ok=True)
-    r = _Renderer(graph, outdir)
+    r = _Renderer(graph, outdir, options)
     names = r.names
     p = plan(graph, names.short)
     for unit in p.units:
@@ -357,4 +360,5 @@ def _finish(r: _Renderer, p: Plan, t: Any, bench_dir: Path) -> VhdlDesign:
         in_words=in_words,
         out_words=out_words,
         steady_from=t.steady_from,
+        arith=r.options,
     )
