@@ -48,7 +48,7 @@ def choose_io(graph: Graph) -> tuple[str, str]:
 
 
 def render(
-    graph: Graph, outdir: Path, bench_dir: Path, io: str = "parallel", options: ArithOptions | None = None
+    graph: Graph, outdir: Path, bench_dir: Path, options: ArithOptions | None = None, *, io: str = "parallel"
 ) -> VhdlDesign:
     """Write the design in architecture ``io`` (parallel or stream) and its textio bench; ``options``:
     the arithmetic of the CMVM cores (default: shift-and-add at the default clock)."""

@@ -22,7 +22,7 @@ from mlinfn_compress.errors import UserError
 from mlinfn_compress.ir import INPUT, Concat, Graph, Linear, Node, Pool
 from mlinfn_compress.ir.movement import _Move
 
-from .cmvm import render_core
+from .cmvm import build_core
 from .design import ArithOptions, TensorNames, VhdlDesign, check_widths, template_env
 from .ops import pool_requant, render_concat, render_elementwise, render_pool
 from .stream_plan import Collect, Fifo, Fork, Plan, Scan, Unit, Wire, pixels, plan
@@ -53,6 +53,7 @@ class _Renderer:
         self.files: list[Path] = []
         self.vectors: list[dict[str, Any]] = []
         self.layers: list[dict[str, Any]] = []
+        self.costs: dict[str, dict[str, int]] = {}  # a Linear node's core: adders, multipliers, register bits
 
     def entity(self, unit: Unit) -> str:
         return f"{self.names.top}_{unit.name}"
@@ -121,8 +122,11 @@ class _Renderer:
                 {"vec": row_vec, "alias": names.pix(node.name), "comment": f"{node.name}: one result row"},
             ]
             ctx = dict(base, in_ports=[{"port": "x", "vec": win_vec}], out_vec=row_vec)
-            text, unit.latency = render_core(self.env, graph, node, ctx, self.options)
-            self.files.append(_write(self.out, entity, text))
+            core = build_core(self.env, graph, node, ctx, self.options)
+            unit.latency = core.latency
+            self.costs[node.name] = {"adders": core.adders, "multipliers": core.multipliers,
+                                     "register_bits": core.register_bits}  # fmt: skip
+            self.files.append(_write(self.out, entity, core.text))
             return {"entity": entity, "window_vec": win_vec, "ports": [("x", "xw")]}, False
         if isinstance(node, Pool):
             taps = unit.kernel[0] * unit.kernel[1]
@@ -270,7 +274,10 @@ def render_stream(graph: Graph, outdir: Path, bench_dir: Path, options: ArithOpt
         if isinstance(unit, Scan | Collect | Wire):
             lat = unit.latency if isinstance(unit, Scan) else 0
             kind = type(unit).__name__.lower()
-            r.layers.append({"name": unit.node.name, "entity": r.entity(unit), "unit": kind, "core_latency": lat})
+            r.layers.append(
+                {"name": unit.node.name, "entity": r.entity(unit), "unit": kind, "core_latency": lat, "latency": lat}
+                | r.costs.get(unit.node.name, {})
+            )
     return _finish(r, p, t, bench_dir)
 
 
@@ -285,7 +292,8 @@ def _finish(r: _Renderer, p: Plan, t: Any, bench_dir: Path) -> VhdlDesign:
         words, size = pixels(shape)
         tensors.append(
             {"name": tensor, "shape": "x".join(map(str, shape)), "size": size, "words": words, "type": ty,
-             "elem": names.elem(tensor), "vec": names.pix(tensor), "lo": ty.min_int, "hi": ty.max_int}
+             "elem": names.elem(tensor), "vec": names.pix(tensor), "lo": ty.min_int, "hi": ty.max_int,
+             "int": True}
         )  # fmt: skip
     pkg = r.out / f"{top}_pkg.vhd"
     pkg.write_text(env.get_template("pkg.vhd.j2").render(common, tensors=tensors, vectors=r.vectors))
