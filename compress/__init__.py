@@ -14,5 +14,16 @@ __version__ = "0.1.0"
 
 from .api import Run, compress, load_report, simulate, test_outputs, verify  # noqa: E402
 from .errors import UserError  # noqa: E402
+from .tfkeras import tf_keras  # noqa: E402
 
-__all__ = ["Run", "UserError", "__version__", "compress", "load_report", "simulate", "test_outputs", "verify"]
+__all__ = [
+    "Run",
+    "UserError",
+    "__version__",
+    "compress",
+    "load_report",
+    "simulate",
+    "test_outputs",
+    "tf_keras",
+    "verify",
+]

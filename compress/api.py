@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,8 +304,9 @@ def _model_file(model: Any, staging: Path) -> tuple[Path, str]:
     if module.startswith(("tf_keras", "keras", "qkeras")) or hasattr(model, "count_params"):
         is_keras3 = module.startswith("keras") and not module.startswith("keras._tf_keras")
         path = staging / (f"{name}.keras" if is_keras3 else f"{name}.h5")
-        with warnings.catch_warnings():  # HDF5 is tf_keras's own format here, not a choice to warn about
-            warnings.simplefilter("ignore")
+        from .tfkeras import framework_warnings_hidden
+
+        with framework_warnings_hidden():  # HDF5 is tf_keras's own format here, not a choice to warn about
             if is_keras3:
                 model.save(path)
             else:

@@ -150,3 +150,19 @@ def test_without_data_there_are_no_test_outputs_and_errors_name_the_model_not_a_
         "quantised; use relu"
     )
     assert not (tmp_path / "q").exists()
+
+
+def test_a_run_leaves_the_sessions_matplotlib_backend_and_figures_alone(tmp_path: Path) -> None:
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    backend = matplotlib.get_backend()
+    matplotlib.use("svg")  # a notebook's inline backend, say: report.html must not switch it to Agg
+    fig = plt.figure()
+    try:
+        run = mc.compress(_tf_keras_model(), tmp_path / "out", simulate=20)
+        assert (run.outdir / "report.html").exists()
+        assert matplotlib.get_backend() == "svg" and plt.get_fignums() == [fig.number]
+    finally:
+        plt.close(fig)
+        matplotlib.use(backend)
