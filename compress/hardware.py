@@ -91,15 +91,20 @@ def _resources(netlist: Path, design: VhdlDesign) -> dict[str, Any]:
         nodsp = xilinx_resources(netlist, design.top, nodsp=True)
     except RuntimeError as e:
         return {"error": str(e)[:1000]}
-    per_layer = []
-    rows = [(layer["name"], [layer["entity"], f"{layer['entity']}_core"]) for layer in design.layers]
-    rows += [("argmax", [f"{design.top}_argmax"]), ("top level (delays, valid)", [design.top])]
-    for name, entities in rows:
+    per_layer: list[dict[str, Any]] = []
+    rows = [
+        (layer, [layer["entity"], f"{layer['entity']}_core"] if "entity" in layer else []) for layer in design.layers
+    ]
+    rows += [({"name": "argmax"}, [f"{design.top}_argmax"]), ({"name": "top level (delays, valid)"}, [design.top])]
+    for layer, entities in rows:
         found = [e for e in entities if e in default["modules"]]
-        if found:
+        if "fused_into" in layer:  # computed inside the layer before it (a relu): its cost is counted there
+            per_layer.append({"layer": layer["name"], "entities": [], "computed_in": layer["fused_into"],
+                              "default": _sum([]), "nodsp": _sum([])})  # fmt: skip
+        elif found:
             per_layer.append(
                 {
-                    "layer": name,
+                    "layer": layer["name"],
                     "entities": found,
                     "default": _sum([default["modules"][e] for e in found]),
                     "nodsp": _sum([nodsp["modules"].get(e, {}) for e in found]),
