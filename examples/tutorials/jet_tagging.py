@@ -167,12 +167,13 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 p_float, p_hw = softmax(outs["float"]), softmax(outs["vhdl"])
+aucs = {}
 fig, ax = plt.subplots(figsize=(7, 5))
 for k, name in enumerate(datasets.JET_CLASSES):
     colour = f"C{k}"
     for p, style, label in ((p_float, "-", "float"), (p_hw, "--", "hardware")):
         fpr, tpr, _ = roc_curve(data.y_test == k, p[:, k])
-        auc = roc_auc_score(data.y_test == k, p[:, k])
+        auc = aucs[label, name] = roc_auc_score(data.y_test == k, p[:, k])
         ax.plot(tpr, fpr, style, color=colour, label=f"{name} {label}, AUC {auc:.3f}")
 ax.set_yscale("log")
 ax.set_xlabel("signal efficiency")
@@ -182,6 +183,8 @@ ax.grid(True, which="both", alpha=0.3)
 ax.legend(fontsize=8, ncol=2)
 ax.set_title("per-class ROC: float (solid) and 6-bit, 70 % pruned hardware (dashed)")
 plt.show()
+for name in datasets.JET_CLASSES:
+    print(f"{name}: ROC AUC float {aucs['float', name]:.4f}, hardware {aucs['hardware', name]:.4f}")
 
 # %% [markdown]
 # ## What the hardware costs
