@@ -99,8 +99,10 @@ case "$cmd" in
   notebook)
     setup
     say "JupyterLab on http://localhost:${NOTEBOOK_PORT:-8888}/lab (the URL with its token follows)"
+    root=()
+    [ "$(id -u)" -ne 0 ] || root=(--allow-root) # a container's root user: Jupyter refuses it otherwise
     exec "$VENV/bin/jupyter" lab --ip=127.0.0.1 --port="${NOTEBOOK_PORT:-8888}" --no-browser \
-      --notebook-dir=examples/tutorials "$@"
+      --notebook-dir=examples/tutorials "${root[@]}" "$@"
     ;;
   lock)
     # Re-pin requirements.lock from what .venv holds: registry packages only
