@@ -2,7 +2,8 @@
 # mlinfn-compress: set-up and the everyday commands.
 #
 #   ./dev.sh example   compress the built-in example model, emit VHDL, verify it in GHDL, write the report
-#   ./dev.sh test      run the test suite
+#   ./dev.sh test      run the test suite and execute the tutorial notebooks (offline)
+#   ./dev.sh notebook  start JupyterLab on localhost with the tutorials (examples/tutorials)
 #   ./dev.sh lint      ruff check and ruff format --check
 #   ./dev.sh lock      re-pin requirements.lock from .venv (registry packages only)
 #
@@ -88,7 +89,20 @@ case "$cmd" in
     ;;
   test)
     setup
-    exec "$VENV/bin/python" -m pytest -q "$@"
+    if [ $# -eq 0 ]; then
+      # the suite, then every notebook in examples/tutorials run top to bottom by nbmake, offline
+      # (the jet data's synthetic stand-in); a failing cell or a design that does not verify fails
+      set -- tests examples/tutorials --nbmake --nbmake-timeout=900
+    fi
+    MLINFN_OFFLINE=1 exec "$VENV/bin/python" -m pytest -q "$@"
+    ;;
+  notebook)
+    setup
+    say "JupyterLab on http://localhost:${NOTEBOOK_PORT:-8888}/lab (the URL with its token follows)"
+    root=()
+    [ "$(id -u)" -ne 0 ] || root=(--allow-root) # a container's root user: Jupyter refuses it otherwise
+    exec "$VENV/bin/jupyter" lab --ip=127.0.0.1 --port="${NOTEBOOK_PORT:-8888}" --no-browser \
+      --notebook-dir=examples/tutorials "${root[@]}" "$@"
     ;;
   lock)
     # Re-pin requirements.lock from what .venv holds: registry packages only
@@ -111,7 +125,7 @@ case "$cmd" in
     "$VENV/bin/ruff" format --check .
     ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

@@ -99,7 +99,10 @@ def _progress_callback(stage: str, epochs: int, data: Dataset, progress: Progres
 
 
 def _fit(model: Any, data: Dataset, epochs: int, callbacks: list[Any], batch_size: int) -> None:
-    y = data.y_train if data.task == "classification" else data.y_train.astype(np.float32)
+    if data.task == "classification":
+        y = data.y_train
+    else:  # regression targets are flat rows: back to the model's output shape (a sequence, an image)
+        y = data.y_train.astype(np.float32).reshape(len(data.y_train), *model.output_shape[1:])
     model.fit(data.x_train.astype(np.float32), y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=callbacks)
 
 

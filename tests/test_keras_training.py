@@ -179,3 +179,19 @@ def test_regression_runs_with_mse(digits: Dataset) -> None:
     assert "mse" in lines[-1] and all(np.mean(~m) >= 0.5 for m in masks.values())
     q = qat_finetune(pruned, data, masks, 8, 8, 2, None)
     assert 0.0 < evaluate(q, data) < 0.2
+
+
+def test_regression_targets_take_the_output_shape() -> None:
+    """Targets of an image-to-image model arrive as flat rows; QAT fits them in the model's (H, W, C) shape
+    (the per-pixel error, not a broadcast of every pixel against every other)."""
+    import tf_keras as k
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.0, 1.0, (96, 6, 6, 1))
+    y = (x > 0.5).astype(np.float64).reshape(96, -1)  # flat rows, as load_dataset gives them
+    data = Dataset(x[:64], y[:64], x[64:], y[64:], "regression", 0)
+    _seed()
+    inp = k.layers.Input((6, 6, 1))
+    out = k.layers.Conv2D(1, 1)(k.layers.Conv2D(2, 3, padding="same", activation="relu")(inp))
+    q = qat_finetune(k.Model(inp, out), data, {}, 8, 8, 2, None)
+    assert q.output_shape == (None, 6, 6, 1) and np.isfinite(evaluate(q, data))
