@@ -88,7 +88,7 @@ def run_options(model: Path, outdir: Path | None = None, **options: Any) -> Any:
     from .pipeline import RunOptions
     from .quantise import DEFAULT_INPUT_TYPE, QuantConfig
 
-    for name in ("bits", "weight_bits", "act_bits", "epochs", "simulate", "seed", "prune"):
+    for name in ("bits", "weight_bits", "act_bits", "epochs", "simulate", "seed", "prune", "reuse"):
         check(name, options.get(name))
     bits = options.pop("bits", None)
     weight_bits = options.pop("weight_bits", None)
