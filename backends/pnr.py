@@ -223,6 +223,6 @@ def layer_of(cell: str, design: VhdlDesign) -> str | None:
     m = re.search(r"(?:^|\.)dut\.u_([A-Za-z0-9_]+?)\.", cell)
     if m is None:
         return "wrapper" if not cell.startswith("$") else None
-    units = {f"{layer['entity'][len(design.top) + 1 :]}": layer["name"] for layer in design.layers}
+    units = {f"{layer['entity'][len(design.top) + 1 :]}": layer["name"] for layer in design.layers if "entity" in layer}
     units["argmax"] = "argmax"
     return units.get(m.group(1), m.group(1))

@@ -12,7 +12,18 @@ _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 __version__ = "0.1.0"
 
-from .api import Run, compress, load_report, simulate, verify  # noqa: E402
+from .api import Run, compress, load_report, simulate, test_outputs, verify  # noqa: E402
 from .errors import UserError  # noqa: E402
+from .tfkeras import tf_keras  # noqa: E402
 
-__all__ = ["Run", "UserError", "__version__", "compress", "load_report", "simulate", "verify"]
+__all__ = [
+    "Run",
+    "UserError",
+    "__version__",
+    "compress",
+    "load_report",
+    "simulate",
+    "test_outputs",
+    "tf_keras",
+    "verify",
+]

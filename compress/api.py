@@ -8,6 +8,8 @@
     run.report["hardware"]     # latency, interval, resources (with synth=True)
     print(run.summary())
     y = mc.simulate("out/", x)             # the hardware's outputs on new inputs (GHDL)
+    t = mc.simulate("out/", x, backend="twin")   # the framework twin's, on the same inputs
+    run.test_outputs()["vhdl"]             # each model's outputs on the test set of ``data``
     mc.verify("out/")                      # re-run the verification of what is on disk
 
 ``compress`` takes a model file or a model object (a tf_keras / QKeras /
@@ -66,6 +68,15 @@ class Run:
     def accuracy(self) -> dict[str, Any] | None:
         return self.report.get("accuracy")
 
+    @property
+    def twin(self) -> dict[str, Any]:
+        """The framework twin: framework, path, device it ran on (``reason`` when it could not be built)."""
+        return dict(self.report.get("twin") or {})
+
+    def test_outputs(self) -> dict[str, np.ndarray]:
+        """Each model's outputs on the test set of ``data`` (see ``test_outputs``)."""
+        return test_outputs(self.outdir)
+
     def summary(self) -> str:
         """The lines the command prints at the end of a run."""
         from .report import summary
@@ -79,6 +90,28 @@ def load_report(outdir: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise UserError(f"{outdir}: no report.json (not an mlinfn-compress output folder)")
     return dict(json.loads(path.read_text()))
+
+
+def test_outputs(outdir: str | Path) -> dict[str, np.ndarray]:
+    """The outputs on the test set of a run with labelled data (``data=``), one row per test sample.
+
+    Keys: ``float`` (the model as given, before compression), ``compressed``
+    (the golden model of the quantised design), ``twin`` (the framework twin,
+    when float64 computes it exactly), and the simulated hardware: ``vhdl``
+    (GHDL) and/or ``hls`` (the hls4ml C-simulation).  Outputs are floats in the
+    model's own layout (flat rows), before a final softmax or sigmoid unless the
+    design computes a table softmax; they are what the report's ``accuracy``
+    was computed from, recorded when the run was made.
+    """
+    from .pipeline import TEST_OUTPUTS
+
+    path = Path(outdir) / TEST_OUTPUTS
+    if not path.exists():
+        load_report(outdir)  # not an output folder at all: say so
+        raise UserError(f"{outdir}: no test-set outputs; they are recorded by runs with labelled data (data=...)")
+    layouts = _layouts(Path(outdir))
+    with np.load(path) as f:
+        return {k: _model_layout(layouts, f[k]) for k in f.files}
 
 
 def run_options(model: Path, outdir: Path | None = None, **options: Any) -> Any:
@@ -153,6 +186,7 @@ def compress(model: Any, outdir: str | Path | None = None, *, quiet: bool = True
     options["quiet"] = quiet
     out = Path(outdir) if outdir is not None else None
     staging = Path(tempfile.mkdtemp(prefix="mlinfn-api-"))
+    path, described = staging, "the model"
     try:
         path, described = _model_file(model, staging)
         if options.get("data") is not None and not isinstance(options["data"], (str, Path)):
@@ -167,6 +201,11 @@ def compress(model: Any, outdir: str | Path | None = None, *, quiet: bool = True
             report["model"]["path"] = described
             (opts.outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         return Run(opts.outdir, code, report)
+    except UserError as e:
+        if path.parent != staging:
+            raise
+        # name what the user gave, not the temporary file it was saved to
+        raise type(e)(str(e).replace(str(path), described).replace(str(staging), "(in memory)")) from e
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -179,13 +218,17 @@ def verify(outdir: str | Path, quiet: bool = True) -> Run:
     return Run(Path(outdir), code, load_report(outdir))
 
 
-def simulate(outdir: str | Path, x: np.ndarray, backend: str = "vhdl") -> np.ndarray:
+def simulate(outdir: str | Path, x: np.ndarray, backend: str = "vhdl", device: str = "auto") -> np.ndarray:
     """The outputs of the design in ``outdir`` on float inputs ``x`` (as the model takes them).
 
-    ``backend``: ``vhdl`` (GHDL), ``hls`` (the hls4ml C-simulation), or
-    ``golden`` (the golden model).  Inputs are quantised to the design's input
-    type; outputs are floats, one row per sample, in the model's own output
-    layout (before a final softmax unless the design computes it).
+    ``backend``: ``vhdl`` (GHDL), ``hls`` (the hls4ml C-simulation),
+    ``golden`` (the golden model), or ``twin`` (the framework twin in
+    ``OUTDIR/twin``, QKeras or Brevitas in float64, on ``device``: auto, cpu or
+    cuda; the report's ``twin.device`` says where the run put it).  Inputs are
+    quantised to the design's input type; outputs are floats, one row per
+    sample, in the model's own output layout (before a final softmax or sigmoid
+    unless the design computes it).  All four are equal, bit for bit, on a
+    design that verified.
     """
     from . import golden
     from .fixed import quantize, to_float
@@ -213,9 +256,28 @@ def simulate(outdir: str | Path, x: np.ndarray, backend: str = "vhdl") -> np.nda
         from .sim.hls_csim import run_csim
 
         out = run_csim(project, x_int).outputs
+    elif backend == "twin":
+        return _model_layout(layouts, _run_twin(outdir, graph, to_float(x_int, graph.input_type.frac), device))
     else:
-        raise UserError(f"backend must be vhdl, hls or golden, got {backend!r}")
-    y = to_float(out, graph.output.result_type.frac)  # type: ignore[union-attr]
+        raise UserError(f"backend must be vhdl, hls, golden or twin, got {backend!r}")
+    return _model_layout(layouts, to_float(out, graph.output.result_type.frac))  # type: ignore[union-attr]
+
+
+def _run_twin(outdir: Path, graph: Any, x: np.ndarray, device: str) -> np.ndarray:
+    """The framework twin saved in ``outdir``, run on float inputs in the IR's layout."""
+    from .twins import run_saved_twin
+
+    info = load_report(outdir).get("twin") or {}
+    if not info.get("path"):
+        why = info.get("reason") or "the run wrote none"
+        raise UserError(f"{outdir}: holds no framework twin ({why}); use backend='golden'")
+    _, (out,) = run_saved_twin(graph, outdir / "twin", device, [x])
+    assert out is not None
+    return out
+
+
+def _model_layout(layouts: dict[str, Any], y: np.ndarray) -> np.ndarray:
+    """Flat output rows in the IR's order as flat rows in the model's own order."""
     return layouts["output"].to_model(y).reshape(len(y), -1) if layouts.get("output") else y
 
 
@@ -242,10 +304,13 @@ def _model_file(model: Any, staging: Path) -> tuple[Path, str]:
     if module.startswith(("tf_keras", "keras", "qkeras")) or hasattr(model, "count_params"):
         is_keras3 = module.startswith("keras") and not module.startswith("keras._tf_keras")
         path = staging / (f"{name}.keras" if is_keras3 else f"{name}.h5")
-        if is_keras3:
-            model.save(path)
-        else:
-            model.save(path, include_optimizer=False)
+        from .tfkeras import framework_warnings_hidden
+
+        with framework_warnings_hidden():  # HDF5 is tf_keras's own format here, not a choice to warn about
+            if is_keras3:
+                model.save(path)
+            else:
+                model.save(path, include_optimizer=False)
         return path, f"in-memory Keras model '{name}'"
     try:
         import torch

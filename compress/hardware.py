@@ -91,18 +91,19 @@ def _resources(netlist: Path, design: VhdlDesign) -> dict[str, Any]:
         nodsp = xilinx_resources(netlist, design.top, nodsp=True)
     except RuntimeError as e:
         return {"error": str(e)[:1000]}
-    per_layer = []
+    per_layer: list[dict[str, Any]] = []
     for layer in design.layers:
-        if "entity" not in layer or "fused_into" in layer:
-            continue  # computed inside the entity of the layer it is fused into
-        if "entities" in layer:  # a bondmachine layer: its entity holds its cores and element-wise entities
+        if "fused_into" in layer:  # computed inside the layer before it (a relu): its cost is counted there
+            per_layer.append({"layer": layer["name"], "entities": [], "computed_in": layer["fused_into"],
+                              "default": _sum([]), "nodsp": _sum([])})  # fmt: skip
+        elif "entities" in layer:  # a bondmachine layer: its entity holds its cores and element-wise entities
             entity = layer["entity"]
             if entity in default["subtrees"]:
                 per_layer.append({"layer": layer["name"], "entities": layer["entities"],
                                   "default": default["subtrees"][entity],
                                   "nodsp": nodsp["subtrees"].get(entity, {})})  # fmt: skip
-            continue
-        per_layer += _module_rows(layer["name"], [layer["entity"], f"{layer['entity']}_core"], default, nodsp)
+        elif "entity" in layer:
+            per_layer += _module_rows(layer["name"], [layer["entity"], f"{layer['entity']}_core"], default, nodsp)
     per_layer += _module_rows("argmax", [f"{design.top}_argmax"], default, nodsp)
     per_layer += _module_rows("top level (delays, valid)", [design.top], default, nodsp)
     return {

@@ -28,6 +28,7 @@ from .softmax_table import MODES as SOFTMAX_MODES
 from .verification import DESIGN_FILE, Verification, load_outdir, run_verification
 
 TARGETS = ("vhdl", "hls", "both", "bondmachine")
+TEST_OUTPUTS = "sim/test_outputs.npz"  # with --data: every model's outputs on the test set
 SIGMOID_NOTE = "the model ends in a sigmoid: the hardware emits the values before it (0 is the decision threshold)"
 HLS_SOFTMAX_NOTE = (
     "the model ends in a softmax: the HLS design emits the logits (before the softmax; hls4ml's softmax "
@@ -299,6 +300,8 @@ def _run(
     (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (tmp / "sim").mkdir(exist_ok=True)
     np.savez(tmp / "sim" / "references.npz", **references)
+    if float_test is not None:
+        _save_test_outputs(tmp / TEST_OUTPUTS, float_test, verification, twin_test, out_t.frac)
     with progress.step("report_html", "writing report.html"):
         write_html(tmp, report, graph, original.graph)
     shutil.rmtree(work)
@@ -333,6 +336,19 @@ def _check_arch(opts: RunOptions) -> None:
         raise UserError(
             "--softmax table: the table softmax has no bondmachine core; leave it out or use --arch dataflow"
         )
+
+
+def _save_test_outputs(
+    path: Path, float_test: np.ndarray, verification: Verification, twin_test: np.ndarray | None, frac: int
+) -> None:
+    """Every model's outputs on the test set, as floats in flat rows of the IR's order (``api.test_outputs``)."""
+    outputs = {"float": float_test}
+    if verification.test_golden is not None:
+        outputs["compressed"] = to_float(verification.test_golden, frac)
+    if twin_test is not None:
+        outputs["twin"] = twin_test
+    outputs |= {target: to_float(ints, frac) for target, ints in verification.test_outputs.items()}
+    np.savez(path, **outputs)
 
 
 def _io_facts(opts: RunOptions, graph: Graph) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """OUTDIR/report.html: the summary people read first and the plots, in one self-contained page.
 
 The page comes from the Jinja2 template ``report.html.j2``; every plot is
-drawn by matplotlib (Agg, no display) and embedded as a base64 PNG, so the
+drawn by matplotlib (figures of its own, without pyplot, so that a notebook's
+backend and figures are left alone) and embedded as a base64 PNG, so the
 file opens offline and can be mailed on its own.
 """
 
@@ -50,9 +51,6 @@ def write_html(outdir: Path, report: dict[str, Any], graph: Graph, before: Graph
 
 
 def figures(report: dict[str, Any], graph: Graph, before: Graph | None) -> dict[str, str | None]:
-    import matplotlib
-
-    matplotlib.use("Agg")
     res = report["hardware"].get("resources") or {}
     return {
         "weights": _weights(graph, before),
@@ -62,23 +60,26 @@ def figures(report: dict[str, Any], graph: Graph, before: Graph | None) -> dict[
     }
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
+def _figure(figsize: tuple[float, float]) -> Any:
+    """A matplotlib figure of its own (no pyplot: the session's backend and figures are left alone)."""
+    from matplotlib.figure import Figure
 
+    return Figure(figsize=figsize)
+
+
+def _png(fig: Any) -> str:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _weights(graph: Graph, before: Graph | None) -> str | None:
-    import matplotlib.pyplot as plt
-
     dense = [n for n in graph.nodes if isinstance(n, Linear) and n.weight_int is not None][:MAX_LAYERS]
     if not dense:
         return None
-    fig, axes = plt.subplots(len(dense), 2, figsize=(10, 2.2 * len(dense)), squeeze=False)
+    fig = _figure((10, 2.2 * len(dense)))
+    axes = fig.subplots(len(dense), 2, squeeze=False)
     for row, node in zip(axes, dense, strict=True):
         t = node.weight_type
         assert t is not None
@@ -111,11 +112,10 @@ def _original_weights(before: Graph | None, node: Linear) -> np.ndarray:
 
 
 def _layers(graph: Graph) -> str:
-    import matplotlib.pyplot as plt
-
     names = [n.name for n in graph.nodes]
     x = np.arange(len(names))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.2))
+    fig = _figure((10, 3.2))
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.bar(x, [100 * n.sparsity() for n in graph.nodes], color="#4a78b5")
     ax1.set_ylabel("zero weights (%)")
     ax1.set_ylim(0, 100)
@@ -131,11 +131,10 @@ def _layers(graph: Graph) -> str:
 
 
 def _resources(rows: list[dict[str, Any]]) -> str:
-    import matplotlib.pyplot as plt
-
     names = [r["layer"] for r in rows]
     x = np.arange(len(names))
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    fig = _figure((11, 3.2))
+    axes = fig.subplots(1, 3)
     for ax, key in zip(axes, ("LUT", "FF", "DSP"), strict=True):
         ax.bar(x - 0.2, [r["default"][key] for r in rows], width=0.4, label="default")
         ax.bar(x + 0.2, [r["nodsp"][key] for r in rows], width=0.4, label="-nodsp")
@@ -146,11 +145,10 @@ def _resources(rows: list[dict[str, Any]]) -> str:
 
 
 def _accuracy(acc: dict[str, Any]) -> str:
-    import matplotlib.pyplot as plt
-
     labels = ["float", "compressed", "framework_twin", "hardware"]
     values = [acc.get(k) for k in labels]
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig = _figure((6, 3))
+    ax = fig.subplots()
     bars = ax.bar([k.replace("_", " ") for k in labels], [v if v is not None else 0 for v in values], color="#4a78b5")
     for bar, v in zip(bars, values, strict=True):
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), "n/a" if v is None else f"{v:.4g}",

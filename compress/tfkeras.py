@@ -58,7 +58,11 @@ def tensorflow() -> Any:
 
 
 def tf_keras() -> Any:
-    """The tf_keras module (Keras 2 objects, as QKeras and tfmot need)."""
+    """The tf_keras module (Keras 2 objects, as QKeras and tfmot need), TensorFlow started without its chatter.
+
+    Public as ``mlinfn_compress.tf_keras()``: a notebook that calls it before
+    importing TensorFlow gets ``tf.keras`` as tf_keras and a quiet start.
+    """
     tensorflow()
     if "tf_keras" not in sys.modules:
         with native_stderr_silenced():
@@ -89,10 +93,17 @@ def qkeras_objects() -> dict[str, Any]:
 
 @contextmanager
 def framework_warnings_hidden() -> Iterator[None]:
-    """Hide tf_keras's and QKeras's Python warnings (legacy HDF5, constraint serialisation)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    """Hide tf_keras's and QKeras's Python warnings (legacy HDF5, constraint serialisation) and TensorFlow's
+    logged ones (saving a model that was never compiled says its metrics are not built)."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def act_name(act: Any) -> str:

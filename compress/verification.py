@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class Verification:
     hls: dict[str, Any] | None = None  # the C simulation's facts (HLS only)
     timing: dict[str, Any] | None = None  # streaming: stated and measured latency and interval
     error: str | None = None  # why the design stopped its simulation (a value out of its range)
+    test_outputs: dict[str, np.ndarray] = field(default_factory=dict)  # each simulator's outputs on the test set
 
     @property
     def mismatches(self) -> int:
@@ -177,6 +178,7 @@ def run_verification(
         hls_info,
         timing,
         errors.get("vhdl"),
+        test_outputs,
     )
 
 

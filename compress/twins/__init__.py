@@ -17,6 +17,7 @@ from ..errors import UserError
 from ..ir import Graph
 
 DEVICES = ("auto", "cpu", "cuda")
+KERAS_FILE = "model.h5"  # the QKeras twin in its folder
 
 
 def _tf_device(device: str, convolutions: bool) -> str:
@@ -49,18 +50,12 @@ def build_and_run_twin(
     from ..tfkeras import framework_warnings_hidden
     from . import keras
 
-    tf_device = _tf_device(device, keras.has_convolutions(graph))
     try:
         with framework_warnings_hidden():
-            path = keras.save_twin(graph, twin_dir / "model.h5")
+            path = keras.save_twin(graph, twin_dir / KERAS_FILE)
     except ValueError as e:
         return {"framework": "qkeras", "path": None, "reason": str(e)}, None, None
-    import tensorflow as tf
-
-    with tf.device(tf_device), framework_warnings_hidden():
-        model = keras.load_twin(path)
-        out = keras.twin_logits(model, x)
-        test = keras.twin_logits(model, x_test) if x_test is not None else None
+    tf_device, (out, test) = run_saved_twin(graph, twin_dir, device, [x, x_test])
     info = {
         "framework": "qkeras",
         "path": f"twin/{path.name}",
@@ -71,6 +66,33 @@ def build_and_run_twin(
         "reason": None,
     }
     return info, out, test
+
+
+def run_saved_twin(
+    graph: Graph, twin_dir: Path, device: str, inputs: list[np.ndarray | None]
+) -> tuple[str, list[np.ndarray | None]]:
+    """Load the twin saved under ``twin_dir`` and run it on each of ``inputs`` (None stays None).
+
+    Returns the device it ran on and its outputs as flat float64 rows (N, output_size).
+    """
+    if device not in DEVICES:
+        raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if graph.framework in ("torch", "brevitas"):
+        from . import torch as twin_torch
+
+        torch_device = _torch_device(device)
+        model = twin_torch.load_twin(twin_dir)
+        return torch_device, [twin_torch.twin_logits(model, x, device=torch_device) if x is not None else None
+                              for x in inputs]  # fmt: skip
+    from ..tfkeras import framework_warnings_hidden
+    from . import keras
+
+    tf_device = _tf_device(device, keras.has_convolutions(graph))
+    import tensorflow as tf
+
+    with tf.device(tf_device), framework_warnings_hidden():
+        model = keras.load_twin(twin_dir / KERAS_FILE)
+        return tf_device, [keras.twin_logits(model, x) if x is not None else None for x in inputs]
 
 
 def _torch_device(device: str) -> str:
@@ -86,14 +108,12 @@ def _torch_twin(
 ) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
     from . import torch as twin_torch
 
-    torch_device = _torch_device(device)
+    _torch_device(device)  # a GPU asked for and missing is refused before anything is written
     try:
         saved = twin_torch.save_twin(graph, twin_dir)
     except ValueError as e:
         return {"framework": "brevitas", "path": None, "reason": str(e)}, None, None
-    model = twin_torch.load_twin(twin_dir)
-    out = twin_torch.twin_logits(model, x, device=torch_device)
-    test = twin_torch.twin_logits(model, x_test, device=torch_device) if x_test is not None else None
+    torch_device, (out, test) = run_saved_twin(graph, twin_dir, device, [x, x_test])
     info = {
         "framework": "brevitas",
         "path": f"twin/{saved['state_dict']}",
