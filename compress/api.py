@@ -177,7 +177,7 @@ def compress(model: Any, outdir: str | Path | None = None, *, quiet: bool = True
     a tuple (x_train, y_train, x_test, y_test), a dict with those keys, or an
     object with those attributes.  ``calibration``: an .npy file or an array.
     Other keywords are the command's options (``target``, ``prune``, ``qat``,
-    ``bits``, ``io``, ``synth``, ...).  An existing ``outdir`` is replaced
+    ``bits``, ``io``, ``arch``, ``reuse``, ``synth``, ...).  An existing ``outdir`` is replaced
     (``force`` defaults to True here).
     """
     from .pipeline import compress as run_pipeline

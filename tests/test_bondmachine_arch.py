@@ -343,3 +343,23 @@ def test_the_command_reports_r_latency_and_interval_and_verify_catches_a_changed
     assert main(["verify", str(out), "-q"]) == 1
     assert "-> MISMATCH" in capsys.readouterr().out
     assert report(out)["verification"]["mismatches"] > 0
+
+
+# ---- the Python API: the same options as keywords ----
+
+
+def test_the_api_takes_arch_and_reuse_as_keywords_checked_like_the_command(tmp_path: Path) -> None:
+    from mlinfn_compress.api import compress, run_options
+
+    model = tmp_path / "m.h5"
+    model.write_bytes(b"")
+    opts = run_options(model, tmp_path / "o", arch="bondmachine", reuse=4)
+    assert (opts.arch, opts.reuse) == ("bondmachine", 4)
+    assert (run_options(model).arch, run_options(model).reuse) == ("dataflow", None)
+    with pytest.raises(UserError, match=r"^--reuse must be an integer >= 1, got 0$"):
+        compress(model, tmp_path / "o", arch="bondmachine", reuse=0)
+    with pytest.raises(UserError, match=r"^--arch must be one of dataflow, bondmachine, got 'systolic'$"):
+        compress(model, tmp_path / "o", arch="systolic")
+    with pytest.raises(UserError, match=r"^--reuse sets how many neurons a bondmachine core serves"):
+        compress(model, tmp_path / "o", reuse=2)
+    assert not (tmp_path / "o").exists()
