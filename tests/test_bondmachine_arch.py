@@ -188,14 +188,16 @@ def test_a_changed_rom_entry_is_caught(tmp_path: Path) -> None:
 
 
 @needs_ghdl
-def test_ghdl_synth_accepts_the_design_and_its_netlist_equals_golden(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reuse", [1, 3])  # at R = 1 every core has one neuron: no null ranges, no zero-width ports
+def test_ghdl_synth_accepts_the_design_and_its_netlist_equals_golden(reuse: int, tmp_path: Path) -> None:
     if shutil.which("iverilog") is None:
         pytest.skip("Icarus Verilog not installed")
     g = mixed_graph()
-    d = render(g, tmp_path / "vhdl", tmp_path / "sim", arch="bondmachine", reuse=3)
+    d = render(g, tmp_path / "vhdl", tmp_path / "sim", arch="bondmachine", reuse=reuse)
     netlist, repairs = ghdl_netlist(d.files, d.top, tmp_path / "netlist.v")
     text = netlist.read_text()
     assert f"module {d.top}" in text and "module mixed_mlp_fc1_core0" in text
+    assert not re.search(r"\b0'b", text)  # no zero-width constant (yosys refuses them)
     assert repairs["signed_products"] >= 1 and repairs["unrepaired"] == 0  # each core's one multiplier
     assert g.input_type is not None
     x = netlist_vectors(inputs(g, 50), g.input_type.min_int, g.input_type.max_int)

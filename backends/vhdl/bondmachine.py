@@ -26,6 +26,7 @@ from .bondmachine_plan import CORE_PIPELINE, Core, Layer, chain, plan, timing
 from .design import ArithOptions, TensorNames, VhdlDesign, check_widths, int_table, template_env
 from .ops import render_elementwise
 from .requant import requant_spec, signed_bits
+from .stream import write_top
 
 
 class _Names(TensorNames):
@@ -48,6 +49,8 @@ def _core_context(graph: Graph, layer: Layer, core: Core, names: _Names) -> dict
     acc_mag = max(sum(abs(w) for w, j in zip(core.weights, _owners(core), strict=True) if j == n) * x_big
                   for n in core.neurons)  # fmt: skip
     corners = [a * c for a in (x_t.min_int, x_t.max_int) for c in (w_lo, w_hi)]
+    slots = max(1, len(core.neurons) - 1)
+    biases = [int(b[j]) for j in core.neurons] + [0] * (slots + 1 - len(core.neurons))
     return {
         "index": core.index,
         "neurons": core.neurons,
@@ -66,7 +69,12 @@ def _core_context(graph: Graph, layer: Layer, core: Core, names: _Names) -> dict
         "idx_table": int_table(core.inputs),
         "wgt_table": int_table(core.weights),
         "last_bits": "".join("1" if f else "0" for f in core.last),
-        "bias_table": int_table([int(b[j]) for j in core.neurons]),
+        # places 0 to slots (at least 0 to 1: a one-bit place, where a null range would be a zero-width port)
+        "slots": slots,
+        "bias_table": int_table(biases),
+        # a constrained range: GHDL 2.0's synthesis writes some tables of unconstrained integers as zeros
+        "b_lo": min(-1, *biases),
+        "b_hi": max(1, *biases),
         "rq": requant_spec(
             node.accum_type.frac,
             int(min(lo[j] for j in core.neurons)),
@@ -193,9 +201,7 @@ def _finish(
     pkg = outdir / f"{top}_pkg.vhd"
     pkg.write_text(env.get_template("pkg.vhd.j2").render(common, tensors=tensors, vectors=vectors))
     files.insert(0, pkg)
-    out_t = graph.output.result_type
-    assert out_t is not None
-    n_in, n_out = graph.input_size, graph.output_size
+    n_out = graph.output_size
     links = ["l_input", *(f"l_{names.short[layer.output]}" for layer in layers)]
     tensors_of = [INPUT, *(layer.output for layer in layers)]
     units = []
@@ -219,64 +225,20 @@ def _finish(
         path = outdir / f"{entity}.vhd"
         path.write_text(text)
         files.append(path)
-    iface = {
-        "n_in": n_in,
-        "w_in": graph.input_type.width,
-        "in_signed": graph.input_type.signed,
-        "in_type": graph.input_type,
-        "in_shape": graph.input_shape,
-        "in_words": 1,
-        "n_out": n_out,
-        "w_out": out_t.width,
-        "out_signed": out_t.signed,
-        "out_type": out_t,
-        "out_shape": graph.output.shape,
-        "out_words": 1,
-        "argmax": graph.has_argmax,
-        "w_idx": max(1, (n_out - 1).bit_length()),
-        "latency": t.latency,
-        "interval": t.initiation_interval,
-    }
     summary = [
         f"{layer.linear.name}: {len(layer.cores)} core(s), ROMs of {max((c.entries for c in layer.cores), default=0)} "
         f"entries at most, {layer.period} clocks per sample"
         for layer in layers
     ]
-    top_path = outdir / f"{top}.vhd"
-    top_path.write_text(
-        env.get_template("bm_top.vhd.j2").render(
-            common | iface,
-            units=units,
-            links=[{"name": link, "pix": names.vec(tensor)} for link, tensor in zip(links, tensors_of, strict=True)],
-            input_link=links[0],
-            output_link=links[-1],
-            description=f"{len(layers)}-layer network, bondmachine architecture, up to {reuse} neuron(s) per core"
-            + (" with arg-max" if graph.has_argmax else ""),
-            reuse=reuse,
-            layers=summary,
-        )
-    )
-    bench_dir.mkdir(parents=True, exist_ok=True)
-    tb_path = bench_dir / f"{top}_tb.vhd"
-    stall_limit = 2 * (t.latency + t.initiation_interval) + 100
-    tb_path.write_text(env.get_template("stream_tb.vhd.j2").render(common | iface, stall_limit=stall_limit))
-    return VhdlDesign(
-        top=top,
-        files=[*files, top_path],
-        testbench=tb_path,
-        latency=t.latency,
-        n_in=n_in,
-        w_in=graph.input_type.width,
-        in_signed=graph.input_type.signed,
-        n_out=n_out,
-        w_out=out_t.width,
-        out_signed=out_t.signed,
-        argmax=graph.has_argmax,
-        w_idx=iface["w_idx"],
-        architecture="bondmachine",
-        initiation_interval=t.initiation_interval,
-        layers=rows,
-        steady_from=t.steady_from,
-        arith=options or ArithOptions(),
-        reuse=reuse,
-    )
+    ctx = common | {
+        "units": units,
+        "links": [{"name": link, "pix": names.vec(tensor)} for link, tensor in zip(links, tensors_of, strict=True)],
+        "input_link": links[0],
+        "output_link": links[-1],
+        "description": f"{len(layers)}-layer network, bondmachine architecture, up to {reuse} neuron(s) per core"
+        + (" with arg-max" if graph.has_argmax else ""),
+        "reuse": reuse,
+        "layers": summary,
+    }
+    return write_top(graph, "bm_top.vhd.j2", ctx, files, outdir, bench_dir, t, architecture="bondmachine",
+                     layers=rows, arith=options or ArithOptions(), reuse=reuse)  # fmt: skip
