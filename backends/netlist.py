@@ -16,6 +16,12 @@ simulation of ``backends/netlist_sim.py`` before these repairs):
   makes those from values of 2**31 or more, which VHDL integers never reach,
   and a wrong repair would show as mismatches of the netlist simulation.
 
+It also writes a signed product of two signals (``// smul``) with unsigned
+operands, sign-extended to the product's width: the right low bits, but a
+multiplier as wide as the product, which yosys cannot narrow (a 16 x 6-bit
+product became two DSP48E1 blocks).  Such products are written as signed
+(``signed_products``), the same bits, which yosys maps to one.
+
 The netlist written to disk is the repaired one: yosys synthesises exactly the
 file that the netlist simulation runs.
 """
@@ -29,6 +35,7 @@ from pathlib import Path
 from mlinfn_compress.sim.ghdl import STD, analyse, ghdl_path, run_tool
 
 _BINARY = re.compile(r"^(\s*assign\s+\S+\s*=\s*)(\S+) ([/%]) (\S+);(\s*//\s*(sdiv|srem|smod))\s*$")
+_SMUL = re.compile(r"^(\s*assign\s+\S+\s*=\s*)([A-Za-z_]\w*) \* ([A-Za-z_]\w*);(\s*//\s*smul)\s*$")
 _ASR = re.compile(r"(\$signed\([^()]+\)) >> ")
 _WIDE = re.compile(r'"([01xzXZ]+)"')
 _SB32 = re.compile(r"\b(\d+)'b([01]+)\b")
@@ -36,8 +43,10 @@ _SB32 = re.compile(r"\b(\d+)'b([01]+)\b")
 
 def repair(text: str) -> tuple[str, dict[str, int]]:
     """GHDL's Verilog with signed division, remainder, modulo, arithmetic shifts and wide constants
-    written with their VHDL meaning; also the number of repairs of each kind."""
-    counts = {"sdiv": 0, "srem": 0, "smod": 0, "asr": 0, "wide_constants": 0, "sign_extended": 0, "unrepaired": 0}
+    written with their VHDL meaning, and products of two signals as signed; also the number of
+    repairs of each kind."""
+    counts = {"sdiv": 0, "srem": 0, "smod": 0, "asr": 0, "wide_constants": 0, "sign_extended": 0,
+              "signed_products": 0, "unrepaired": 0}  # fmt: skip
     lines = []
     for line in text.split("\n"):
         m = _BINARY.match(line)
@@ -51,6 +60,10 @@ def repair(text: str) -> tuple[str, dict[str, int]]:
                 expr = f"{sa} {'/' if kind == 'sdiv' else '%'} {sb}"
             line = f"{head}{expr};{tail}"
             counts[kind] += 1
+        elif p := _SMUL.match(line):
+            head, a, b, tail = p.groups()
+            line = f"{head}$signed({a}) * $signed({b});{tail}"
+            counts["signed_products"] += 1
         elif re.search(r"//\s*(sdiv|srem|smod)\s*$", line):
             counts["unrepaired"] += 1
         line, n = _ASR.subn(r"\1 >>> ", line)

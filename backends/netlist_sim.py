@@ -2,8 +2,9 @@
 
 ``ghdl --synth`` turns the VHDL into the netlist that synthesis actually
 reads (GHDL's Verilog output); Icarus Verilog runs it on packed input vectors,
-one per clock, from a bench rendered from ``netlist_tb.v.j2``, and every
-output is compared bit for bit with the golden model.  A netlist that differs
+one per clock (a bondmachine design: each when its in_ready takes it), from a
+bench rendered from ``netlist_tb.v.j2``, and every output is compared bit for
+bit with the golden model.  A netlist that differs
 from the VHDL (a synthesis bug, an edited file) shows up as mismatches.
 """
 
@@ -90,7 +91,8 @@ def simulate_netlist(netlist: Path, design: VhdlDesign, x: np.ndarray, work: Pat
     work.mkdir(parents=True, exist_ok=True)
     (work / IN_FILE).write_text("\n".join(pack_hex(x, design.w_in)) + "\n")
     bench = work / f"{design.top}_netlist_tb.v"
-    ctx = design.to_json() | {"samples": len(x), "in_file": IN_FILE, "out_file": OUT_FILE, "version": __version__}
+    ctx = design.to_json() | {"samples": len(x), "in_file": IN_FILE, "out_file": OUT_FILE, "version": __version__,
+                              "handshake": design.architecture == "bondmachine"}  # fmt: skip
     bench.write_text(template_env().get_template("netlist_tb.v.j2").render(ctx))
     t0 = time.perf_counter()
     run_tool(

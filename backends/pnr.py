@@ -66,7 +66,7 @@ def wrapper_top(design: VhdlDesign) -> str:
 
 
 def write_wrapper(design: VhdlDesign, dest: Path) -> Path:
-    """The six-pin wrapper of the design, as VHDL in ``dest``."""
+    """The six-pin wrapper of the design (eight with a bondmachine design's ready signals), as VHDL in ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     ctx = design.to_json() | {"version": __version__, "out_bits": design.n_out * design.w_out}
     path = dest / f"{wrapper_top(design)}.vhd"
@@ -190,7 +190,8 @@ def _timing(device: Device, report: dict[str, Any], estimate: dict[str, int], de
         "fmax_mhz": round(min(fmax), 2) if fmax else None,
         "utilisation": used,
         "critical_path": critical_path(report, design),
-        "wrapper": "serial-in shift register, XOR-reduced output register (6 pins)",
+        "wrapper": "serial-in shift register, XOR-reduced output register "
+        f"({'8 pins: the handshake' if design.architecture == 'bondmachine' else '6 pins'})",
     }
 
 

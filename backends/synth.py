@@ -78,6 +78,8 @@ def xilinx_resources(netlist: Path, top: str, nodsp: bool = False) -> dict[str, 
         "cells": sum(cells.values()),
         "logic_levels": int(ltp.group(1)) if ltp else None,
         "modules": {name: count_resources(c) for name, c in modules.items()},
+        # each module with everything it instantiates, as often as it does
+        "subtrees": {name: count_resources(flatten_cells(modules, name)) for name in modules},
     }
 
 

@@ -1,10 +1,11 @@
 """Fmax and utilisation from open place-and-route, per model and architecture (``--synth``).
 
-Run:  .venv/bin/python benchmarks/bench_synth.py [MODEL[:CALIBRATION.npy] ...] [--json FILE]
+Run:  .venv/bin/python benchmarks/bench_synth.py [MODEL[:CALIBRATION.npy] ...] [--json FILE] [--options "..."]
 
 Runs ``mlinfn-compress MODEL --synth`` as a subprocess for each model (default:
 the example digits MLP and, where ../shared/models is present, the QKeras jet
-tagger) and prints one Markdown table row per model from its report.json:
+tagger; ``--options`` adds options to every run, e.g. ``"--arch bondmachine --reuse 8"``)
+and prints one Markdown table row per model from its report.json:
 device, utilisation, Fmax, critical path, logic levels, yosys's Xilinx counts
 with and without DSPs, the netlist check and the wall time.
 """
@@ -40,8 +41,9 @@ def row(name: str, r: dict[str, Any], wall: float) -> str:
     path = t.get("critical_path")
     crit = f"{path['delay_ns']:.1f} ({path['logic_ns']:.1f} + {path['routing_ns']:.1f})" if path else "—"
     device = t.get("device") or t.get("note") or t.get("error", "")[:60]
+    arch = hw["io"]["architecture"] + (f", R = {hw['reuse']}" if hw.get("reuse") else "")
     return (
-        f"| {name} | dataflow | {device} | {cells} | {t.get('fmax_mhz') or '—'} | {crit} | {t.get('logic_levels')} "
+        f"| {name} | {arch} | {device} | {cells} | {t.get('fmax_mhz') or '—'} | {crit} | {t.get('logic_levels')} "
         f"| {res['LUT']:,} / {res['FF']:,} / {res['DSP']:,} | {res['nodsp']['LUT']:,} / {res['nodsp']['FF']:,} "
         f"| {net['mismatches']} of {net['samples']} | {wall:.0f} |"
     )
@@ -51,6 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", default=DEFAULTS, help="MODEL or MODEL:CALIBRATION.npy")
     ap.add_argument("--json", type=Path, help="also write the reports' hardware sections here")
+    ap.add_argument("--options", default="", help="more options for every run, e.g. '--arch bondmachine --reuse 8'")
     args = ap.parse_args()
     exe = str(Path(sys.executable).parent / "mlinfn-compress")
     rows, hardware = [], {}
@@ -61,7 +64,8 @@ def main() -> None:
             continue
         with tempfile.TemporaryDirectory(prefix="bench_synth_") as tmp:
             out = Path(tmp) / "out"
-            cmd = [exe, model, "--synth", "-q", "-o", str(out)] + (["--calibration", calib] if calib else [])
+            cmd = [exe, model, "--synth", "-q", "-o", str(out), *args.options.split()]
+            cmd += ["--calibration", calib] if calib else []
             t0 = time.perf_counter()
             subprocess.run(cmd, stdout=subprocess.DEVNULL)
             wall = time.perf_counter() - t0

@@ -121,7 +121,7 @@ def run_options(model: Path, outdir: Path | None = None, **options: Any) -> Any:
     from .pipeline import RunOptions
     from .quantise import DEFAULT_INPUT_TYPE, QuantConfig
 
-    for name in ("bits", "weight_bits", "act_bits", "epochs", "simulate", "seed", "prune"):
+    for name in ("bits", "weight_bits", "act_bits", "epochs", "simulate", "seed", "prune", "reuse"):
         check(name, options.get(name))
     bits = options.pop("bits", None)
     weight_bits = options.pop("weight_bits", None)
@@ -177,7 +177,7 @@ def compress(model: Any, outdir: str | Path | None = None, *, quiet: bool = True
     a tuple (x_train, y_train, x_test, y_test), a dict with those keys, or an
     object with those attributes.  ``calibration``: an .npy file or an array.
     Other keywords are the command's options (``target``, ``prune``, ``qat``,
-    ``bits``, ``io``, ``synth``, ...).  An existing ``outdir`` is replaced
+    ``bits``, ``io``, ``arch``, ``reuse``, ``synth``, ...).  An existing ``outdir`` is replaced
     (``force`` defaults to True here).
     """
     from .pipeline import compress as run_pipeline

@@ -187,9 +187,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--io",
         choices=("parallel", "stream"),
-        help="architecture of the VHDL design: parallel (every layer at once, one sample per clock) or stream "
+        help="form of the dataflow architecture: parallel (every layer at once, one sample per clock) or stream "
         "(one pixel per clock through line buffers, valid/ready handshakes) (default: stream where the parallel "
         "design would exceed 16,384 constant multiplications or its largest tensor 1,024 values, else parallel)",
+    )
+    p.add_argument(
+        "--arch",
+        choices=("dataflow", "bondmachine"),
+        default="dataflow",
+        help="architecture of the VHDL design: dataflow (every layer its own hardware; --io chooses its form) or "
+        "bondmachine (each dense layer shared out among small multiply-accumulate cores with weight ROMs, joined by "
+        "valid/ready handshakes; --reuse neurons per core) (default: dataflow)",
+    )
+    p.add_argument(
+        "--reuse",
+        type=_option("reuse"),
+        metavar="R",
+        help="with --arch bondmachine: neurons each core serves in turn, at least 1; larger R, fewer cores, more "
+        "clocks per sample (default: 1)",
     )
     p.add_argument(
         "--arith",

@@ -51,8 +51,8 @@ def synth_and_check(
     from .backends.pnr import wrapper_top, write_wrapper
 
     assert graph.input_type is not None
-    if design.architecture != "dataflow":
-        # the netlist bench and the place-and-route wrapper drive the dataflow interface (no ready signals)
+    if design.architecture == "stream":
+        # the netlist bench and the place-and-route wrapper take one word per sample
         skipped = {"skipped": f"not done for the {design.architecture} architecture's interface yet"}
         with progress.step("synth", "counting resources (yosys synth_xilinx, with and without DSPs)"):
             try:
@@ -92,24 +92,20 @@ def _resources(netlist: Path, design: VhdlDesign) -> dict[str, Any]:
     except RuntimeError as e:
         return {"error": str(e)[:1000]}
     per_layer: list[dict[str, Any]] = []
-    rows = [
-        (layer, [layer["entity"], f"{layer['entity']}_core"] if "entity" in layer else []) for layer in design.layers
-    ]
-    rows += [({"name": "argmax"}, [f"{design.top}_argmax"]), ({"name": "top level (delays, valid)"}, [design.top])]
-    for layer, entities in rows:
-        found = [e for e in entities if e in default["modules"]]
+    for layer in design.layers:
         if "fused_into" in layer:  # computed inside the layer before it (a relu): its cost is counted there
             per_layer.append({"layer": layer["name"], "entities": [], "computed_in": layer["fused_into"],
                               "default": _sum([]), "nodsp": _sum([])})  # fmt: skip
-        elif found:
-            per_layer.append(
-                {
-                    "layer": layer["name"],
-                    "entities": found,
-                    "default": _sum([default["modules"][e] for e in found]),
-                    "nodsp": _sum([nodsp["modules"].get(e, {}) for e in found]),
-                }
-            )
+        elif "entities" in layer:  # a bondmachine layer: its entity holds its cores and element-wise entities
+            entity = layer["entity"]
+            if entity in default["subtrees"]:
+                per_layer.append({"layer": layer["name"], "entities": layer["entities"],
+                                  "default": default["subtrees"][entity],
+                                  "nodsp": nodsp["subtrees"].get(entity, {})})  # fmt: skip
+        elif "entity" in layer:
+            per_layer += _module_rows(layer["name"], [layer["entity"], f"{layer['entity']}_core"], default, nodsp)
+    per_layer += _module_rows("argmax", [f"{design.top}_argmax"], default, nodsp)
+    per_layer += _module_rows("top level (delays, valid)", [design.top], default, nodsp)
     return {
         "tool": default["tool"],
         **{k: default[k] for k in (*RESOURCE_KEYS, "cells")},
@@ -118,6 +114,17 @@ def _resources(netlist: Path, design: VhdlDesign) -> dict[str, Any]:
         "logic_levels": default["logic_levels"],
         "seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+def _module_rows(
+    name: str, entities: list[str], default: dict[str, Any], nodsp: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The per-layer row of the modules among ``entities`` that synthesis kept (none: no row)."""
+    found = [e for e in entities if e in default["modules"]]
+    if not found:
+        return []
+    return [{"layer": name, "entities": found, "default": _sum([default["modules"][e] for e in found]),
+             "nodsp": _sum([nodsp["modules"].get(e, {}) for e in found])}]  # fmt: skip
 
 
 def _sum(counts: list[dict[str, int]]) -> dict[str, int]:

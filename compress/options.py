@@ -40,6 +40,7 @@ RANGES: dict[str, Range] = {
     "epochs": Range(1),
     "simulate": Range(1),
     "seed": Range(0),
+    "reuse": Range(1),
     "prune": Range(0.0, 1.0, fraction=True),
 }
 

@@ -71,7 +71,9 @@ class RunOptions:
     softmax: str = "logits"  # a final softmax: "logits" (removed) or "table" (hls4ml's lookup-table softmax)
     arith: ArithOptions = field(default_factory=ArithOptions)
     quiet: bool = False
-    io: str | None = None  # VHDL architecture: parallel or stream (None: by the size rule)
+    io: str | None = None  # dataflow's form: parallel or stream (None: by the size rule)
+    arch: str = "dataflow"  # VHDL architecture: dataflow or bondmachine
+    reuse: int | None = None  # bondmachine: neurons each core serves (None: 1)
 
 
 def check_outdir(outdir: Path, force: bool) -> None:
@@ -122,6 +124,7 @@ def compress(opts: RunOptions) -> int:
             raise UserError("--io chooses the VHDL design's architecture: use it with --target vhdl or both")
     if opts.target == "hls" and (opts.arith.dsp or opts.arith.arith != "shift-add"):
         raise UserError("--arith and --dsp choose the VHDL design's arithmetic: use them with --target vhdl or both")
+    _check_arch(opts)
     if opts.simulate < 1:
         raise UserError(f"--simulate must be at least 1, got {opts.simulate}")
     opts.quant.check()
@@ -136,6 +139,10 @@ def compress(opts: RunOptions) -> int:
         from .backends.bondmachine import layers_of
 
         layers_of(original.graph, str(opts.model))  # refuses what the format cannot describe, before any work
+    if opts.arch == "bondmachine":
+        from .backends.vhdl.bondmachine_plan import chain
+
+        chain(original.graph)  # refuses what the architecture does not take, before any work
     # --calibration and --data hold samples as the model takes them: converted to the IR's layout here, once
     in_shape, n_out = original.model_input_shape, original.graph.output_size
     calib = original.ir_inputs(load_calibration(opts.calibration, in_shape)) if opts.calibration else None
@@ -301,6 +308,36 @@ def _run(
     return report, passed
 
 
+def _check_arch(opts: RunOptions) -> None:
+    """UserError where --arch and --reuse do not fit each other or the other options."""
+    from .backends.vhdl import ARCH_CHOICES
+    from .options import check
+
+    if opts.arch not in ARCH_CHOICES:
+        raise UserError(f"--arch must be one of {', '.join(ARCH_CHOICES)}, got {opts.arch!r}")
+    check("reuse", opts.reuse)
+    if opts.arch == "dataflow":
+        if opts.reuse is not None:
+            raise UserError("--reuse sets how many neurons a bondmachine core serves: use it with --arch bondmachine")
+        return
+    if opts.target not in ("vhdl", "both"):
+        raise UserError("--arch chooses the VHDL design's architecture: use it with --target vhdl or both")
+    if opts.io == "parallel":
+        raise UserError(
+            "--arch bondmachine has the streaming interface (valid/ready handshakes, one word per sample): "
+            "--io parallel does not apply to it; leave --io out"
+        )
+    if opts.arith.arith != "shift-add" or opts.arith.dsp:
+        raise UserError(
+            "--arith and --dsp choose how the dataflow architecture computes its layers; a bondmachine core is a "
+            "multiply-accumulate unit: leave them out with --arch bondmachine"
+        )
+    if opts.softmax == "table":
+        raise UserError(
+            "--softmax table: the table softmax has no bondmachine core; leave it out or use --arch dataflow"
+        )
+
+
 def _save_test_outputs(
     path: Path, float_test: np.ndarray, verification: Verification, twin_test: np.ndarray | None, frac: int
 ) -> None:
@@ -318,6 +355,10 @@ def _io_facts(opts: RunOptions, graph: Graph) -> dict[str, Any]:
     """The VHDL architecture of the run, how it was chosen and why."""
     from .backends.vhdl import choose_io
 
+    if opts.arch == "bondmachine":
+        reuse = opts.reuse or 1
+        why = f"asked for (--arch bondmachine --reuse {reuse}): each core serves up to {reuse} neuron(s) in turn"
+        return {"architecture": "bondmachine", "chosen_by": "--arch", "reason": why, "reuse": reuse}
     rule, reason = choose_io(graph)
     if opts.io is None:
         return {"architecture": rule, "chosen_by": "size rule", "reason": reason}
@@ -358,8 +399,13 @@ def _emit_and_verify(
         from .backends.vhdl import render
 
         io = _io_facts(opts, graph)["architecture"]
-        with progress.step("emit", f"writing VHDL ({io} architecture, {opts.arith.arith} arithmetic)"):
-            design = render(graph, tmp / "vhdl", tmp / "sim", io=io, options=opts.arith)
+        how = (
+            f"{opts.reuse or 1} neuron(s) per core" if opts.arch == "bondmachine" else f"{opts.arith.arith} arithmetic"
+        )
+        with progress.step("emit", f"writing VHDL ({io} architecture, {how})"):
+            design = render(
+                graph, tmp / "vhdl", tmp / "sim", io=io, options=opts.arith, arch=opts.arch, reuse=opts.reuse or 1
+            )
     if opts.target in ("hls", "both"):
         from .backends.hls import render_hls
 

@@ -48,7 +48,9 @@ def layer_rows(graph: Graph, design: VhdlDesign | None = None) -> list[dict[str,
             row["register_bits"] = hw.get("register_bits", 0)
             if "fused_into" in hw:
                 row["computed_in"] = hw["fused_into"]  # a clip or cast computed by the core before it
-            if isinstance(n, Linear) and design is not None and design.arith.arith == "shift-add":
+            if "cores" in hw:  # a bondmachine layer
+                row.update(cores=hw["cores"], rom_entries=hw["rom_entries"], constant_neurons=hw["constant_neurons"])
+            elif isinstance(n, Linear) and design is not None and design.arith.arith == "shift-add":
                 row["adders"] = hw.get("adders")
                 row["dsp_products"] = hw.get("multipliers")
         if len(n.inputs) > 1:
@@ -139,6 +141,15 @@ def hardware(
             adders=sum(row.get("adders", 0) for row in design.layers) if arith.arith == "shift-add" else None,
             register_bits=sum(row.get("register_bits", 0) for row in design.layers) + design.delay_register_bits,
         )
+        if design.architecture == "bondmachine":
+            hw.update(
+                arithmetic="multiply-accumulate",
+                dsp=None,
+                adders=None,
+                register_bits=None,
+                reuse=design.reuse,
+                cores=sum(row.get("cores", 0) for row in design.layers),
+            )
     return hw
 
 
@@ -185,7 +196,9 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
             f"{row['result_type']:<26} {row['sparsity']:.0%}"
         )
     hw, comp, ver = report["hardware"], report["compression"], report["verification"]
-    if hw.get("arithmetic") == "shift-add":
+    if hw.get("arithmetic") == "multiply-accumulate":
+        arith = f"{hw['cores']} multiply-accumulate cores, up to {hw['reuse']} neuron(s) each"
+    elif hw.get("arithmetic") == "shift-add":
         arith = f"{hw['adders']} adders" + (" and DSP products (--dsp)" if hw["dsp"] else ", no multiplier")
     else:
         arith = f"{comp['multipliers']} multipliers"

@@ -3,10 +3,11 @@
 The bulk check streams every sample through a VHDL textio bench in GHDL and
 compares with the golden model (and with the framework's own inference where
 that is exact); cocotb then checks the protocol (valid, latency, reset; for
-the streaming architecture also back-pressure) on a subset of the same
-samples.  The design description (design.json) says how the bench takes a
+the streaming and bondmachine architectures also back-pressure) on a subset
+of the same samples.  The design description (design.json) says how the bench takes a
 sample: one word, or an image as one word per pixel; the streaming bench
-also measures latency and initiation interval, which must equal what the
+(which also drives the bondmachine architecture, one word per sample) also
+measures latency and initiation interval, which must equal what the
 renderer stated.
 """
 
@@ -237,7 +238,7 @@ def _protocol(
     k = min(len(x_int), PROTOCOL_SAMPLES)
     meta: tuple[int, ...] = (design.w_in, design.w_out, design.out_signed, design.latency)
     module = "protocol_test"
-    if design.architecture == "stream":
+    if design.architecture != "dataflow":  # stream and bondmachine: the handshake interface
         per_sample = max(design.initiation_interval, design.in_words, design.out_words)
         k = min(k, max(3, design.steady_from, PROTOCOL_CYCLES // per_sample))
         meta = (design.w_in, design.n_in, design.in_words, design.w_out, design.n_out, design.out_words,

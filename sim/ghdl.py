@@ -193,7 +193,7 @@ def simulate_design(design: VhdlDesign, inputs: np.ndarray, workdir: Path) -> Si
         design.argmax,
         workdir,
         words=(design.in_words, design.out_words),
-        timed=design.architecture == "stream",
+        timed=design.architecture != "dataflow",
         w_in=design.w_in,
         w_out=design.w_out,
         out_signed=design.out_signed,

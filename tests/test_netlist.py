@@ -125,6 +125,8 @@ def test_repair_rewrites_what_ghdl_writes_with_another_meaning() -> None:
             '  assign n9_o = "111111111111111111111111111111111111111011" + s;',
             "  assign n10_o = s + 41'b00000000011111111111111111000000000000000;",
             "  assign n11_o = s + 41'b00000000001111111111111111000000000000000;",
+            "  assign n12_o = n3_o * n4_o; // smul",
+            "  assign n13_o = n3_o * 8'b00000101; // smul",
             '  /* f.vhd:3:4 "1010" */',
         ]
     )
@@ -137,7 +139,9 @@ def test_repair_rewrites_what_ghdl_writes_with_another_meaning() -> None:
         "  assign n9_o = 42'b111111111111111111111111111111111111111011 + s;",
         "  assign n10_o = s + 41'b11111111111111111111111111000000000000000;",
         "  assign n11_o = s + 41'b00000000001111111111111111000000000000000;",
+        "  assign n12_o = $signed(n3_o) * $signed(n4_o); // smul",
+        "  assign n13_o = n3_o * 8'b00000101; // smul",
         '  /* f.vhd:3:4 "1010" */',
     ]
     assert counts == {"sdiv": 1, "srem": 1, "smod": 0, "asr": 1, "wide_constants": 1, "sign_extended": 1,
-                      "unrepaired": 0}  # fmt: skip
+                      "signed_products": 1, "unrepaired": 0}  # fmt: skip

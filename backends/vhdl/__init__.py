@@ -1,9 +1,10 @@
 """VHDL backend: the quantised IR rendered from Jinja2 templates (vhdl_templates/)."""
 
-from .architecture import IO_CHOICES, choose_io, render
+from .architecture import ARCH_CHOICES, IO_CHOICES, choose_io, render
 from .design import ARITHMETIC, DEFAULT_CLOCK_NS, RESERVED, VHDL_INT_MAX, ArithOptions, VhdlDesign, vhdl_name
 
 __all__ = [
+    "ARCH_CHOICES",
     "ARITHMETIC",
     "DEFAULT_CLOCK_NS",
     "IO_CHOICES",

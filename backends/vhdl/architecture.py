@@ -1,9 +1,12 @@
-"""The VHDL architectures and the rule that picks one: fully parallel (dataflow) or streaming.
+"""The VHDL architectures and the rule that picks one: dataflow (fully parallel or streaming) or bondmachine.
 
-``--io parallel`` renders every node in hardware at once (one sample per
-clock); ``--io stream`` sends tensors one pixel per clock through line
-buffers.  Without ``--io`` the rule below decides: a network with spatial
-tensors streams when its parallel design would exceed either limit.
+``--arch dataflow`` (the default) has two forms: ``--io parallel`` renders
+every node in hardware at once (one sample per clock); ``--io stream`` sends
+tensors one pixel per clock through line buffers.  Without ``--io`` the rule
+below decides: a network with spatial tensors streams when its parallel
+design would exceed either limit.  ``--arch bondmachine --reuse R`` shares
+each dense layer's neurons among small processing cores, R to a core, joined
+by handshakes: it has the streaming interface, one word per sample.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from pathlib import Path
 from mlinfn_compress.errors import UserError
 from mlinfn_compress.ir import INPUT, Graph, Linear
 
+from .bondmachine import render_bondmachine
 from .dataflow import render as render_dataflow
 from .design import ArithOptions, VhdlDesign
 from .stream import render_stream
 from .stream_plan import pixels
 
 IO_CHOICES = ("parallel", "stream")
+ARCH_CHOICES = ("dataflow", "bondmachine")
 PARALLEL_MAX_MULTIPLIERS = 16_384  # constant multiplications: window positions x non-zero weights, all layers
 PARALLEL_MAX_VALUES = 1_024  # values of the largest tensor
 
@@ -48,10 +53,22 @@ def choose_io(graph: Graph) -> tuple[str, str]:
 
 
 def render(
-    graph: Graph, outdir: Path, bench_dir: Path, options: ArithOptions | None = None, *, io: str = "parallel"
+    graph: Graph,
+    outdir: Path,
+    bench_dir: Path,
+    options: ArithOptions | None = None,
+    *,
+    io: str = "parallel",
+    arch: str = "dataflow",
+    reuse: int = 1,
 ) -> VhdlDesign:
-    """Write the design in architecture ``io`` (parallel or stream) and its textio bench; ``options``:
-    the arithmetic of the CMVM cores (default: shift-and-add at the default clock)."""
+    """Write the design and its textio bench: architecture ``arch``; for dataflow, the form ``io``
+    (parallel or stream) and ``options``, the arithmetic of the CMVM cores (default: shift-and-add at
+    the default clock); for bondmachine, ``reuse`` neurons per core."""
+    if arch == "bondmachine":
+        return render_bondmachine(graph, outdir, bench_dir, reuse, options)
+    if arch != "dataflow":
+        raise UserError(f"--arch must be one of {', '.join(ARCH_CHOICES)}, got {arch!r}")
     if io == "parallel":
         return render_dataflow(graph, outdir, bench_dir, options)
     if io == "stream":

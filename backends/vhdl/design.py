@@ -76,7 +76,7 @@ class VhdlDesign:
     out_signed: bool
     argmax: bool
     w_idx: int
-    architecture: str = "dataflow"  # or "stream"
+    architecture: str = "dataflow"  # or "stream", "bondmachine"
     initiation_interval: int = 1
     layers: list[dict[str, Any]] = field(default_factory=list)  # per node: entity, latency, start cycle, ...
     in_words: int = 1  # words of n_in values per input sample (stream: pixels of an image)
@@ -84,6 +84,7 @@ class VhdlDesign:
     steady_from: int = 1  # samples fed back to back after which every interval is the initiation interval
     arith: ArithOptions = field(default_factory=ArithOptions)
     delay_register_bits: int = 0  # the top level's balancing delay lines
+    reuse: int | None = None  # bondmachine: neurons each core serves in turn
 
     def to_json(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -94,8 +95,9 @@ class VhdlDesign:
 
     @property
     def latency_ns(self) -> float | None:
-        """The latency at the clock period the design is pipelined for (None: naive, not pipelined to one)."""
-        if self.arith.arith == "naive":
+        """The latency at the clock period the design is pipelined for (None: naive, or bondmachine, not
+        pipelined to one)."""
+        if self.arith.arith == "naive" or self.architecture == "bondmachine":
             return None
         return round(self.latency * self.arith.clock_period_ns, 3)
 

@@ -298,9 +298,6 @@ def _finish(r: _Renderer, p: Plan, t: Any, bench_dir: Path) -> VhdlDesign:
     pkg = r.out / f"{top}_pkg.vhd"
     pkg.write_text(env.get_template("pkg.vhd.j2").render(common, tensors=tensors, vectors=r.vectors))
     out_node = graph.output
-    out_t = out_node.result_type
-    assert out_t is not None
-    in_words, n_in = pixels(graph.input_shape)
     out_words, n_out = pixels(out_node.shape)
     files = [pkg, *r.files]
     if graph.has_argmax:
@@ -312,7 +309,34 @@ def _finish(r: _Renderer, p: Plan, t: Any, bench_dir: Path) -> VhdlDesign:
         files.append(_write(r.out, entity, text))
     units = [_top_unit(u, r.entity(u), names, p) for u in p.units]
     links = [{"name": link, "pix": names.pix(tensor)} for link, tensor in p.links.items()]
-    w_idx = max(1, int(out_words * n_out - 1).bit_length())
+    description = f"{len(graph.nodes)}-node network, streaming (one pixel per clock, valid/ready)" + (
+        " with arg-max" if graph.has_argmax else ""
+    )
+    ctx = common | {"units": units, "links": links, "input_link": p.input_link, "output_link": p.output_link,
+                    "description": description}  # fmt: skip
+    return write_top(graph, "stream_top.vhd.j2", ctx, files, r.out, bench_dir, t, architecture="stream",
+                     layers=r.layers, arith=r.options)  # fmt: skip
+
+
+def write_top(
+    graph: Graph,
+    template: str,
+    ctx: dict[str, Any],
+    files: list[Path],
+    outdir: Path,
+    bench_dir: Path,
+    t: Any,
+    **design: Any,
+) -> VhdlDesign:
+    """The handshake top level (``template`` rendered with ``ctx`` and the interface), its textio
+    bench, and the design with them: ``files`` before the top level, ``t`` the stated timing,
+    ``design`` the other VhdlDesign fields."""
+    assert graph.input_type is not None
+    out_t = graph.output.result_type
+    assert out_t is not None
+    env, top = template_env(), ctx["top"]
+    in_words, n_in = pixels(graph.input_shape)
+    out_words, n_out = pixels(graph.output.shape)
     iface = {
         "n_in": n_in,
         "w_in": graph.input_type.width,
@@ -324,31 +348,19 @@ def _finish(r: _Renderer, p: Plan, t: Any, bench_dir: Path) -> VhdlDesign:
         "w_out": out_t.width,
         "out_signed": out_t.signed,
         "out_type": out_t,
-        "out_shape": out_node.shape,
+        "out_shape": graph.output.shape,
         "out_words": out_words,
         "argmax": graph.has_argmax,
-        "w_idx": w_idx,
+        "w_idx": max(1, int(out_words * n_out - 1).bit_length()),
         "latency": t.latency,
         "interval": t.initiation_interval,
     }
-    description = f"{len(graph.nodes)}-node network, streaming (one pixel per clock, valid/ready)" + (
-        " with arg-max" if graph.has_argmax else ""
-    )
-    top_path = r.out / f"{top}.vhd"
-    top_path.write_text(
-        env.get_template("stream_top.vhd.j2").render(
-            common | iface,
-            units=units,
-            links=links,
-            input_link=p.input_link,
-            output_link=p.output_link,
-            description=description,
-        )
-    )
+    top_path = outdir / f"{top}.vhd"
+    top_path.write_text(env.get_template(template).render(ctx | iface))
     bench_dir.mkdir(parents=True, exist_ok=True)
     tb_path = bench_dir / f"{top}_tb.vhd"
     stall_limit = 2 * (t.latency + t.initiation_interval) + 100
-    tb_path.write_text(env.get_template("stream_tb.vhd.j2").render(common | iface, stall_limit=stall_limit))
+    tb_path.write_text(env.get_template("stream_tb.vhd.j2").render(ctx | iface, stall_limit=stall_limit))
     return VhdlDesign(
         top=top,
         files=[*files, top_path],
@@ -361,12 +373,10 @@ def _finish(r: _Renderer, p: Plan, t: Any, bench_dir: Path) -> VhdlDesign:
         w_out=out_t.width,
         out_signed=out_t.signed,
         argmax=graph.has_argmax,
-        w_idx=w_idx,
-        architecture="stream",
+        w_idx=iface["w_idx"],
         initiation_interval=t.initiation_interval,
-        layers=r.layers,
         in_words=in_words,
         out_words=out_words,
         steady_from=t.steady_from,
-        arith=r.options,
+        **design,
     )
