@@ -39,7 +39,7 @@ from mlinfn_compress.backends.synth import synthesise_verilog, vhdl_to_verilog  
 from mlinfn_compress.cli import main  # noqa: E402
 from mlinfn_compress.fixed import FixedType  # noqa: E402
 from mlinfn_compress.ir import Cast, Clip, Graph, Linear  # noqa: E402
-from mlinfn_compress.verify import load_outdir  # noqa: E402
+from mlinfn_compress.verification import load_outdir  # noqa: E402
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 NETWORKS = {
