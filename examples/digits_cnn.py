@@ -17,15 +17,17 @@ This script
    weights are pruned while fine-tuning (tensorflow-model-optimization), then
    the network is rebuilt in QKeras (the batch norm folded into the first
    convolution) with 6-bit weights and 8-bit activations and fine-tuned again,
-4. and the tool emits VHDL (the fully parallel architecture), simulates it in
-   GHDL and checks it bit for bit against the golden model and QKeras's own
-   inference.  The pixels are whole numbers, so the input format is
-   fixed<6,6> (integers -32..31) and nothing is lost on the way in.
+4. and the tool emits VHDL in the streaming architecture (one pixel per
+   clock through line buffers, valid/ready handshakes between the layers),
+   simulates it in GHDL, checks it bit for bit against the golden model and
+   QKeras's own inference, and drives it with cocotb with back-pressure.
+   The pixels are whole numbers, so the input format is fixed<6,6>
+   (integers -32..31) and nothing is lost on the way in.
 
 The same as one command:
 
     mlinfn-compress digits_cnn.h5 --data digits.npz --prune 0.5 --qat --weight-bits 6 --act-bits 8 \\
-        --input-type 'fixed<6,6,RND_CONV,SAT>' -o out/digits_cnn
+        --input-type 'fixed<6,6,RND_CONV,SAT>' --io stream -o out/digits_cnn
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from digits_common import compress, digits_split, tutorial_main, write_data  # n
 import mlinfn_compress  # noqa: E402, F401  (starts TensorFlow with tf_keras, as QKeras needs)
 
 OPTIONS = ("--prune", "0.5", "--qat", "--weight-bits", "6", "--act-bits", "8",
-           "--input-type", "fixed<6,6,RND_CONV,SAT>")  # fmt: skip
+           "--input-type", "fixed<6,6,RND_CONV,SAT>", "--io", "stream")  # fmt: skip
 FLOAT_EPOCHS = 30
 
 

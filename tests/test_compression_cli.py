@@ -60,6 +60,8 @@ def test_keras_digits_cnn_example_prunes_quantises_and_verifies(tmp_path: Path) 
     assert all(row["sparsity"] >= 0.5 and row["weight_type"].startswith("fixed<6,") for row in weighted)
     assert r["model"]["input_shape"] == [8, 8, 1] and r["quantisation"]["input_type"] == "fixed<6,6,RND_CONV,SAT>"
     assert r["compression"]["qat"] == {"framework": "qkeras", "weight_bits": 6, "act_bits": 8, "epochs": 4}
+    hw = r["hardware"]
+    assert hw["io"]["architecture"] == "stream" and hw["initiation_interval"] > 1  # one pixel per clock
 
 
 def test_one_shot_pruning_without_data(float_mlp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
