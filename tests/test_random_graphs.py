@@ -45,6 +45,18 @@ def test_random_graph_every_backend_equals_golden(seed: int, weight_bits: int, a
     _check(seed, weight_bits, act_bits, tmp_path, BACKENDS)
 
 
+def test_a_tie_to_even_next_to_an_odd_offset(tmp_path: Path) -> None:
+    """Random graph 162 as the benchmark draws it (conv1d, relu6, flatten, dense): a dense column of one
+    weight whose bias cancels its rounding constant re-quantises a value in [0, 31] by 6 bits with ties to
+    even, where the offset that keeps the floor a shift is 2**6; -0.5 must round to 0, not -1."""
+    rng = np.random.default_rng(162)
+    weight_bits, act_bits = int(rng.integers(3, 11)), int(rng.integers(5, 15))
+    g = random_graph(162)
+    quantise(g, QuantConfig(weight_bits=weight_bits, act_bits=act_bits), default_inputs(500, g.input_shape, 162))
+    x, _, _ = verification_inputs(100, g.input_size, g.input_type, None, 162)
+    assert check_backends(g, x, tmp_path, ("vhdl", "vhdl_stream")) == {"vhdl": 0, "vhdl_stream": 0}
+
+
 def test_random_graphs_are_reproducible() -> None:
     a, b = random_graph(1234), random_graph(1234)
     assert [n.to_json() for n in a.nodes] == [n.to_json() for n in b.nodes]

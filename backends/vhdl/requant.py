@@ -74,8 +74,9 @@ def requant_spec(
     # the width after the shift (and a rounding carry), wide enough to compare with the type's limits
     q_w = max(in_w - shift + 1 if shift >= 0 else in_w - shift, out_w + 1)
     add = half_constant(t.rounding, shift) if shift > 0 and t.rounding in ADD_HALF and not folded else 0
-    # integers: u = v + add + offset is never negative, so that the floor is a shift (wiring)
-    offset = 1 << max(signed_bits(in_lo + add, in_hi + add) - 1, shift) if shift > 0 else 0
+    # integers: u = v + add + offset is never negative, so that the floor is a shift (wiring); the offset
+    # is at least two lsbs of the result, so that it is even there and a tie's lowest bit is the value's own
+    offset = 1 << max(signed_bits(in_lo + add, in_hi + add) - 1, shift + 1) if shift > 0 else 0
     narrow = (
         fits_int(in_lo, in_hi)
         and t.width <= INT_SHIFT_MAX
