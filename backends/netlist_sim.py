@@ -2,7 +2,8 @@
 
 ``ghdl --synth`` turns the VHDL into the netlist that synthesis actually
 reads (GHDL's Verilog output); Icarus Verilog runs it on packed input vectors,
-one per clock (a bondmachine design: each when its in_ready takes it), from a
+one per clock (a bondmachine or streaming design: each word when its in_ready
+takes it, a streaming design's sample being ``in_words`` words), from a
 bench rendered from ``netlist_tb.v.j2``, and every output is compared bit for
 bit with the golden model.  A netlist that differs
 from the VHDL (a synthesis bug, an edited file) shows up as mismatches.
@@ -85,14 +86,21 @@ def netlist_vectors(x_int: np.ndarray, lo: int, hi: int, seed: int = 0) -> np.nd
     return x
 
 
+def handshake(design: VhdlDesign) -> bool:
+    """Whether the design's top has the valid/ready interface (in_ready, out_ready) of the streaming top."""
+    return design.architecture in ("bondmachine", "stream")
+
+
 def simulate_netlist(netlist: Path, design: VhdlDesign, x: np.ndarray, work: Path) -> tuple[np.ndarray, int, float]:
-    """Run the netlist on rows ``x``; (outputs (rows, n_out [+1 arg-max]), rows with undefined bits, seconds)."""
+    """Run the netlist on samples ``x``; (outputs (samples, out_words * n_out [+1 arg-max]), samples with
+    undefined bits, seconds)."""
     iverilog, vvp = iverilog_paths()
     work.mkdir(parents=True, exist_ok=True)
-    (work / IN_FILE).write_text("\n".join(pack_hex(x, design.w_in)) + "\n")
+    words = np.asarray(x).reshape(len(x) * design.in_words, design.n_in)
+    (work / IN_FILE).write_text("\n".join(pack_hex(words, design.w_in)) + "\n")
     bench = work / f"{design.top}_netlist_tb.v"
     ctx = design.to_json() | {"samples": len(x), "in_file": IN_FILE, "out_file": OUT_FILE, "version": __version__,
-                              "handshake": design.architecture == "bondmachine"}  # fmt: skip
+                              "handshake": handshake(design)}  # fmt: skip
     bench.write_text(template_env().get_template("netlist_tb.v.j2").render(ctx))
     t0 = time.perf_counter()
     run_tool(
@@ -103,19 +111,24 @@ def simulate_netlist(netlist: Path, design: VhdlDesign, x: np.ndarray, work: Pat
     run_tool([vvp, "-n", "tb.vvp"], work, "vvp (netlist simulation)")
     seconds = time.perf_counter() - t0
     cols = design.n_out + (1 if design.argmax else 0)
-    rows, undefined = [], 0
+    rows = []
     for line in (work / OUT_FILE).read_text().split("\n"):
         if not line.strip():
             continue
         parts = line.split()
         data = unpack_hex(parts[0], design.n_out, design.w_out, design.out_signed)
         idx = unpack_hex(parts[1], 1, design.w_idx, False) if design.argmax else []
-        if data is None or idx is None:
-            undefined += 1
-            rows.append([UNDEFINED] * cols)
-        else:
-            rows.append(data + idx)
-    return np.array(rows, dtype=np.int64).reshape(-1, cols), undefined, seconds
+        rows.append([UNDEFINED] * cols if data is None or idx is None else data + idx)
+    per_word = np.array(rows, dtype=np.int64).reshape(-1, cols)
+    per_word = per_word[: len(per_word) - len(per_word) % design.out_words]  # an unfinished sample is a missing one
+    words = per_word.reshape(-1, design.out_words, cols)
+    # a sample's outputs are its words in order; its arg-max is the one on its last word
+    out = words[:, :, : design.n_out].reshape(len(words), -1)
+    if design.argmax:
+        out = np.concatenate([out, words[:, -1, design.n_out :]], axis=1)
+    undefined = int(np.any(out == UNDEFINED, axis=1).sum())
+    out[np.any(out == UNDEFINED, axis=1)] = UNDEFINED
+    return out, undefined, seconds
 
 
 def check_netlist(
@@ -123,10 +136,10 @@ def check_netlist(
 ) -> dict[str, Any]:
     """Simulate the netlist on ``x`` and compare with the golden outputs ``expected`` (for report.json)."""
     got, undefined, seconds = simulate_netlist(netlist, design, x, work)
-    want = expected["logits"]
+    want = expected["logits"].reshape(len(expected["logits"]), -1)
     if design.argmax:
         want = np.concatenate([want, expected["argmax"][:, None]], axis=1)
-    names = [f"out[{i}]" for i in range(design.n_out)] + (["argmax"] if design.argmax else [])
+    names = [f"out[{i}]" for i in range(design.n_out * design.out_words)] + (["argmax"] if design.argmax else [])
     c = compare(got, want, "golden", names)
     if c.first is not None and c.first.get("got") == UNDEFINED:
         c.first["got"] = "undefined (x or z bits)"

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlinfn_compress import __version__
+from mlinfn_compress.backends.netlist_sim import handshake
 from mlinfn_compress.backends.synth import _yosys, read_stat
 from mlinfn_compress.backends.vhdl import VhdlDesign
 from mlinfn_compress.backends.vhdl.design import template_env
@@ -66,7 +67,8 @@ def wrapper_top(design: VhdlDesign) -> str:
 
 
 def write_wrapper(design: VhdlDesign, dest: Path) -> Path:
-    """The six-pin wrapper of the design (eight with a bondmachine design's ready signals), as VHDL in ``dest``."""
+    """The six-pin wrapper of the design (eight with the ready signals of a bondmachine or streaming design), as
+    VHDL in ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     ctx = design.to_json() | {"version": __version__, "out_bits": design.n_out * design.w_out}
     path = dest / f"{wrapper_top(design)}.vhd"
@@ -191,7 +193,7 @@ def _timing(device: Device, report: dict[str, Any], estimate: dict[str, int], de
         "utilisation": used,
         "critical_path": critical_path(report, design),
         "wrapper": "serial-in shift register, XOR-reduced output register "
-        f"({'8 pins: the handshake' if design.architecture == 'bondmachine' else '6 pins'})",
+        f"({'8 pins: the handshake' if handshake(design) else '6 pins'})",
     }
 
 

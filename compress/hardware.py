@@ -39,7 +39,7 @@ class HardwareResult:
 
     @property
     def netlist_ok(self) -> bool:
-        return "skipped" in self.netlist or bool(self.netlist.get("bit_exact"))
+        return bool(self.netlist.get("bit_exact"))
 
 
 def synth_and_check(
@@ -51,15 +51,6 @@ def synth_and_check(
     from .backends.pnr import wrapper_top, write_wrapper
 
     assert graph.input_type is not None
-    if design.architecture == "stream":
-        # the netlist bench and the place-and-route wrapper take one word per sample
-        skipped = {"skipped": f"not done for the {design.architecture} architecture's interface yet"}
-        with progress.step("synth", "counting resources (yosys synth_xilinx, with and without DSPs)"):
-            try:
-                netlist, _ = ghdl_netlist(design.files, design.top, dest / "netlist.v")
-            except RuntimeError as e:
-                return HardwareResult({"error": str(e)[:1000]}, dict(skipped), dict(skipped))
-            return HardwareResult(_resources(netlist, design), dict(skipped), dict(skipped))
     wrapper = write_wrapper(design, dest)
     try:
         with progress.step("netlist", "writing the netlist (ghdl --synth)"):

@@ -270,8 +270,6 @@ def latency_text(report: dict[str, Any]) -> str:
 def timing_text(timing: dict[str, Any]) -> str:
     """One line on place-and-route: device, Fmax, utilisation (or why there is none)."""
     levels = f"{timing.get('logic_levels')} logic levels"
-    if timing.get("skipped"):
-        return timing["skipped"]
     if timing.get("error"):
         return f"place-and-route failed ({timing['error'].splitlines()[0][:120]}); {levels}"
     if not timing.get("device"):
@@ -282,8 +280,6 @@ def timing_text(timing: dict[str, Any]) -> str:
 
 
 def netlist_text(net: dict[str, Any]) -> str:
-    if net.get("skipped"):
-        return net["skipped"]
     if net.get("error"):
         return f"simulation failed: {net['error'].splitlines()[0][:160]}"
     return (
@@ -320,7 +316,7 @@ def verdict(ver: dict[str, Any]) -> str:
     proto, hls, net = ver.get("protocol"), ver.get("hls"), ver.get("netlist")
     if not ver["bit_exact"]:
         return "MISMATCH"
-    if net is not None and not net.get("skipped") and not net.get("bit_exact"):
+    if net is not None and not net.get("bit_exact"):
         return "NETLIST MISMATCH"
     if ver.get("bondmachine") is not None:
         return "EXPORTED EXACTLY (not simulated)"

@@ -56,3 +56,49 @@ def test_synth_checks_the_netlist_and_times_the_design(
     assert "-> NETLIST MISMATCH" in capsys.readouterr().out
     assert report(bad)["verification"]["netlist"]["mismatches"] > 0
     assert report(bad)["verification"]["bit_exact"]  # the VHDL itself is right: only its netlist differs
+
+
+def test_a_streaming_design_is_checked_and_timed_through_its_handshake(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A streaming design's netlist takes its words through in_ready and out_ready: a sample is
+    ``in_words`` words in and ``out_words`` words out; the place-and-route wrapper has the two ready pins."""
+    import tf_keras as keras
+    from keras_check import randomise, save
+
+    L = keras.layers
+    inp = keras.Input((6, 1), name="x")
+    h = L.Conv1D(2, 3, padding="same", activation="relu", name="conv")(inp)
+    out = L.Conv1D(1, 1, name="mix")(h)
+    model = save(randomise(keras.Model(inp, out, name="tiny_stream")), tmp_path)
+    out_dir = tmp_path / "ok"
+    args = [str(model), "--io", "stream", "--synth", "--simulate", "50", "-q"]
+    assert main([*args, "-o", str(out_dir)]) == 0
+    r = report(out_dir)
+    assert r["hardware"]["io"]["architecture"] == "stream"
+    net = r["verification"]["netlist"]
+    assert net["samples"] == 200 and net["mismatches"] == 0 and net["bit_exact"] and net["undefined_outputs"] == 0
+    # the FIFOs' wrap-around is an increment, not "mod D" (a 32-bit divider in synthesis: 482 levels)
+    assert r["hardware"]["resources"]["logic_levels"] <= 20
+    timing = r["hardware"]["timing"]
+    assert timing["device"] == "iCE40 UP5K (SG48)" and timing["fmax_mhz"] > 1
+    assert timing["wrapper"].endswith("(8 pins: the handshake)")
+    assert "in_ready" in (out_dir / "synth" / "tiny_stream_pnr.vhd").read_text()
+    capsys.readouterr()
+    # the design's output word with its lowest bit inverted, in the netlist only: the run fails
+    repair = netlist_mod.repair
+
+    def changed(text: str) -> tuple[str, dict[str, int]]:
+        fixed, counts = repair(text)
+        top = re.search(r"^module tiny_stream\s", fixed, re.M)
+        assert top is not None
+        m = re.compile(r"assign out_data = (\w+);").search(fixed, top.end())
+        assert m is not None
+        return fixed[: m.start()] + f"assign out_data = {m.group(1)} ^ 1'b1;" + fixed[m.end() :], counts
+
+    monkeypatch.setattr(netlist_mod, "repair", changed)
+    bad = tmp_path / "changed"
+    assert main([*args, "-o", str(bad)]) == 1
+    assert "-> NETLIST MISMATCH" in capsys.readouterr().out
+    net = report(bad)["verification"]["netlist"]
+    assert net["mismatches"] > 0 and net["first_mismatch"]["output_name"].startswith("out[")
