@@ -39,7 +39,14 @@ NO_DEVICE = "fits no open device: logic levels only"
 
 
 class PnrTimeout(RuntimeError):
-    """nextpnr ran longer than TIMEOUT_S."""
+    """nextpnr ran longer than TIMEOUT_S; ``placed``: what its log says of the placement, if it got that far."""
+
+    def __init__(self, message: str, placed: dict[str, Any] | None) -> None:
+        super().__init__(message)
+        self.placed = placed
+
+
+PLACED_NOTE = "nextpnr's estimate after placement, with estimated wire delays: the design was not routed"
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,10 @@ def place_and_route(netlist: Path, design: VhdlDesign, work: Path, min_luts: int
                 report = _nextpnr(device, mapped, work)
             except PnrTimeout as e:
                 tried.append({"device": device.name, "reason": str(e)})
-                return {"device": None, "note": f"{e}: logic levels only", "tried": tried}
+                if e.placed is None:
+                    return {"device": None, "note": f"{e}: logic levels only", "tried": tried}
+                return {"device": None, "note": f"{e}, while routing", "tried": tried,
+                        "placed": {"device": device.name} | e.placed}  # fmt: skip
             except RuntimeError as e:
                 tried.append({"device": device.name, "reason": _last_error(str(e))})
                 continue
@@ -153,12 +163,29 @@ def _nextpnr(device: Device, mapped: Path, work: Path) -> dict[str, Any]:
     try:
         proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as e:
-        raise PnrTimeout(f"nextpnr-{device.family} ({device.name}) ran out of time after {TIMEOUT_S} s") from e
+        log = work / f"nextpnr_{device.family}.log"
+        placed = placement_from_log(log.read_text(errors="replace")) if log.exists() else None
+        raise PnrTimeout(f"nextpnr-{device.family} ({device.name}) ran out of time after {TIMEOUT_S} s", placed) from e
     if proc.returncode != 0:
         log = work / f"nextpnr_{device.family}.log"
         text = log.read_text() if log.exists() else proc.stdout + proc.stderr
         raise RuntimeError(f"nextpnr-{device.family} ({device.name}) failed (exit {proc.returncode}):\n{text[-3000:]}")
     return json.loads(report.read_text())
+
+
+def placement_from_log(text: str) -> dict[str, Any] | None:
+    """The utilisation and the post-placement Fmax estimate in a log of nextpnr that was stopped while
+    routing (None if it had not finished placing)."""
+    fmax = re.search(r"^Info: Max frequency for clock '[^']*': ([0-9.]+) MHz", text, re.M)
+    if fmax is None or "Routing" not in text[fmax.end() :]:
+        return None
+    used = {
+        m.group(1): {"used": int(m.group(2)), "available": int(m.group(3)),
+                     "percent": round(100 * int(m.group(2)) / int(m.group(3)), 1)}
+        for m in re.finditer(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", text, re.M)
+        if int(m.group(2)) > 0
+    }  # fmt: skip
+    return {"fmax_estimate_mhz": float(fmax.group(1)), "utilisation": used, "what": PLACED_NOTE}
 
 
 def nextpnr_ice40() -> str:

@@ -272,11 +272,20 @@ def timing_text(timing: dict[str, Any]) -> str:
     levels = f"{timing.get('logic_levels')} logic levels"
     if timing.get("error"):
         return f"place-and-route failed ({timing['error'].splitlines()[0][:120]}); {levels}"
+    placed = timing.get("placed")
+    if not timing.get("device") and placed:
+        return (
+            f"{timing.get('note')}; placed on {placed['device']}{_logic_cells(placed['utilisation'])}: "
+            f"{placed['fmax_estimate_mhz']} MHz estimated after placement (not routed); {levels}"
+        )
     if not timing.get("device"):
         return f"{timing.get('note')}: {levels}"
-    logic = next((u for k, u in timing["utilisation"].items() if k in ("ICESTORM_LC", "TRELLIS_COMB")), None)
-    used = f", {logic['used']} logic cells ({logic['percent']}%)" if logic else ""
-    return f"{timing['device']}: Fmax {timing['fmax_mhz']} MHz{used}; {levels}"
+    return f"{timing['device']}: Fmax {timing['fmax_mhz']} MHz{_logic_cells(timing['utilisation'])}; {levels}"
+
+
+def _logic_cells(utilisation: dict[str, Any]) -> str:
+    logic = next((u for k, u in utilisation.items() if k in ("ICESTORM_LC", "TRELLIS_COMB")), None)
+    return f", {logic['used']} logic cells ({logic['percent']}%)" if logic else ""
 
 
 def netlist_text(net: dict[str, Any]) -> str:

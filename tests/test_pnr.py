@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from conftest import make_graph, make_node
 
+from mlinfn_compress.backends import pnr
 from mlinfn_compress.backends.netlist import ghdl_netlist
-from mlinfn_compress.backends.pnr import NO_DEVICE, ecp5_available, place_and_route, wrapper_top, write_wrapper
+from mlinfn_compress.backends.pnr import (
+    NO_DEVICE,
+    ecp5_available,
+    place_and_route,
+    placement_from_log,
+    wrapper_top,
+    write_wrapper,
+)
 from mlinfn_compress.backends.vhdl import VhdlDesign, render
 from mlinfn_compress.fixed import FixedType
+from mlinfn_compress.report import timing_text
 
 pytestmark = pytest.mark.skipif(
     shutil.which("nextpnr-ice40") is None or shutil.which("yosys") is None, reason="nextpnr-ice40 or yosys missing"
@@ -74,3 +85,32 @@ def test_a_design_too_large_for_every_open_device(wrapped: tuple[VhdlDesign, Pat
     t = place_and_route(netlist, d, tmp_path, min_luts=200_000)
     assert t["device"] is None and t["note"] == NO_DEVICE == "fits no open device: logic levels only"
     assert [x["family"] for x in t["tried"]] == ["ice40", "ecp5"]
+
+
+def test_a_run_stopped_while_routing_reports_its_placement(
+    wrapped: tuple[VhdlDesign, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nextpnr stopped by the time limit after placing: the report keeps the device, its utilisation and
+    the post-placement estimate, marked as not routed (the log is a real one, cut where routing starts)."""
+    d, netlist = wrapped
+    real_run = subprocess.run
+
+    def stopped_while_routing(cmd: list[str], **kw: Any) -> Any:
+        if "nextpnr" not in Path(cmd[0]).name:
+            return real_run(cmd, **kw)
+        real_run(cmd, **kw)
+        log = tmp_path / "nextpnr_ice40.log"
+        text = log.read_text()
+        log.write_text(text[: text.index("Info: Routing..") + len("Info: Routing..\n")])
+        raise subprocess.TimeoutExpired(cmd, pnr.TIMEOUT_S)
+
+    monkeypatch.setattr(subprocess, "run", stopped_while_routing)
+    t = place_and_route(netlist, d, tmp_path, min_luts=100)
+    assert t["device"] is None and t["note"].endswith("ran out of time after 1800 s, while routing")
+    placed = t["placed"]
+    assert placed["device"] == "iCE40 UP5K (SG48)" and placed["fmax_estimate_mhz"] > 1.0
+    assert placed["utilisation"]["ICESTORM_LC"]["available"] == 5280 and "not routed" in placed["what"]
+    text = timing_text(t | {"logic_levels": 9})
+    assert "placed on iCE40 UP5K (SG48), " in text
+    assert text.endswith(" MHz estimated after placement (not routed); 9 logic levels")
+    assert placement_from_log("Info: Placed 0 cells based on constraints.\n") is None
