@@ -126,9 +126,9 @@ def simulate_netlist(netlist: Path, design: VhdlDesign, x: np.ndarray, work: Pat
     out = words[:, :, : design.n_out].reshape(len(words), -1)
     if design.argmax:
         out = np.concatenate([out, words[:, -1, design.n_out :]], axis=1)
-    undefined = int(np.any(out == UNDEFINED, axis=1).sum())
-    out[np.any(out == UNDEFINED, axis=1)] = UNDEFINED
-    return out, undefined, seconds
+    undefined = np.any(out == UNDEFINED, axis=1)
+    out[undefined] = UNDEFINED
+    return out, int(undefined.sum()), seconds
 
 
 def check_netlist(

@@ -84,7 +84,8 @@ def write_wrapper(design: VhdlDesign, dest: Path) -> Path:
     """The six-pin wrapper of the design (eight with the ready signals of a bondmachine or streaming design), as
     VHDL in ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
-    ctx = design.to_json() | {"version": __version__, "out_bits": design.n_out * design.w_out}
+    ctx = design.to_json() | {"version": __version__, "out_bits": design.n_out * design.w_out,
+                              "handshake": handshake(design)}  # fmt: skip
     path = dest / f"{wrapper_top(design)}.vhd"
     path.write_text(template_env().get_template("pnr_wrapper.vhd.j2").render(ctx))
     return path
@@ -177,9 +178,9 @@ def _nextpnr(device: Device, mapped: Path, work: Path) -> tuple[dict[str, Any], 
             placed = placement_from_log(log.read_text(errors="replace")) if log.exists() else None
             message = f"nextpnr-{device.family} ({device.name}) ran out of time after {TIMEOUT_S} s"
             raise PnrTimeout(message, placed) from e
-        text = log.read_text(errors="replace") if log.exists() else proc.stdout + proc.stderr
         if proc.returncode == 0:
             return json.loads(report.read_text()), flow
+        text = log.read_text(errors="replace") if log.exists() else proc.stdout + proc.stderr
         if "Failed to route" not in text or flow == flows[-1]:
             break
     raise RuntimeError(f"nextpnr-{device.family} ({device.name}) failed (exit {proc.returncode}):\n{text[-3000:]}")
