@@ -3,9 +3,11 @@
 #
 #   ./dev.sh example   compress the built-in example model, emit VHDL, verify it in GHDL, write the report
 #   ./dev.sh test      run the test suite and execute the tutorial notebooks (offline)
+#   ./dev.sh test --quick   the tests not marked slow, no notebooks (about 2 minutes)
 #   ./dev.sh notebook  start JupyterLab on localhost with the tutorials (examples/tutorials)
 #   ./dev.sh lint      ruff check and ruff format --check
 #   ./dev.sh lock      re-pin requirements.lock from .venv (registry packages only)
+#   ./dev.sh doctor    list the external tools and packages the tool uses, and what is missing
 #
 # Each command first does whatever set-up is missing (Debian packages GHDL,
 # yosys, Icarus Verilog, nextpnr-ice40 with the IceStorm tools, Chromium; a
@@ -16,9 +18,10 @@ cd "$(dirname "$0")"
 
 VENV=.venv
 STAMP="$VENV/.mlinfn-setup"
-# ghdl-llvm: GHDL's LLVM backend beside the default mcode one; the bit-exact bench runs about
-# three times faster on it for long runs (sim/ghdl.py uses it when installed).
-APT_PACKAGES=(ghdl ghdl-llvm yosys iverilog nextpnr-ice40 fpga-icestorm chromium)
+# GHDL's backends are named one by one: Debian's `ghdl` depends on any one of ghdl-mcode | ghdl-gcc |
+# ghdl-llvm, and with ghdl-llvm in the same install apt would take no mcode backend. mcode runs short
+# simulations and cocotb; llvm runs long benches about three times faster (sim/ghdl.py chooses).
+APT_PACKAGES=(ghdl ghdl-mcode ghdl-llvm yosys iverilog nextpnr-ice40 fpga-icestorm chromium g++)
 
 say() { printf '[dev.sh] %s\n' "$*" >&2; }
 
@@ -26,22 +29,22 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+installed() { # whether a Debian package is installed (by the package, not by a command found on PATH)
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+
 ensure_system() {
-  local missing=()
-  command -v ghdl >/dev/null 2>&1 || missing+=(ghdl)
-  command -v yosys >/dev/null 2>&1 || missing+=(yosys)
-  command -v iverilog >/dev/null 2>&1 || missing+=(iverilog)
-  command -v nextpnr-ice40 >/dev/null 2>&1 || missing+=(nextpnr-ice40)
-  command -v icepack >/dev/null 2>&1 || missing+=(fpga-icestorm)
-  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-  command -v ghdl-llvm >/dev/null 2>&1 || missing+=(ghdl-llvm)
+  local missing=() pkg
+  for pkg in "${APT_PACKAGES[@]}"; do
+    installed "$pkg" || missing+=("$pkg")
+  done
   if ! command -v python3.11 >/dev/null 2>&1 && ! python3 -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
     missing+=(python3.11 python3.11-venv)
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" "${APT_PACKAGES[@]}" >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 }
 
@@ -89,7 +92,13 @@ case "$cmd" in
     ;;
   test)
     setup
-    if [ $# -eq 0 ]; then
+    if [ "${1:-}" = --quick ]; then
+      # everyday work: everything but the tests marked slow (GHDL at scale, training, place-and-route) and
+      # the notebooks; about 2 minutes on a 2-core machine
+      shift
+      [ $# -gt 0 ] || set -- tests
+      set -- -m "not slow" "$@"
+    elif [ $# -eq 0 ]; then
       # the suite, then every notebook in examples/tutorials run top to bottom by nbmake, offline
       # (the jet data's synthetic stand-in); a failing cell or a design that does not verify fails
       set -- tests examples/tutorials --nbmake --nbmake-timeout=900
@@ -124,8 +133,12 @@ case "$cmd" in
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     ;;
+  doctor)
+    setup
+    exec "$VENV/bin/mlinfn-compress" doctor
+    ;;
   *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

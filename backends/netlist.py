@@ -32,7 +32,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from mlinfn_compress.sim.ghdl import STD, analyse, ghdl_path, run_tool
+from mlinfn_compress.sim.ghdl import synth_verilog
 
 _BINARY = re.compile(r"^(\s*assign\s+\S+\s*=\s*)(\S+) ([/%]) (\S+);(\s*//\s*(sdiv|srem|smod))\s*$")
 _SMUL = re.compile(r"^(\s*assign\s+\S+\s*=\s*)([A-Za-z_]\w*) \* ([A-Za-z_]\w*);(\s*//\s*smul)\s*$")
@@ -93,8 +93,7 @@ def ghdl_netlist(sources: list[Path], top: str, dest: Path) -> tuple[Path, dict[
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mlinfn-ghdl-") as tmp:
         work = Path(tmp)
-        analyse(sources, work)
-        text = run_tool([ghdl_path(), "--synth", STD, f"--workdir={work}", "--out=verilog", top], work, "ghdl --synth")
+        text = synth_verilog(sources, top, work)
     fixed, counts = repair(text)
     made = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "none"
     dest.write_text(f"// {top}: ghdl --synth --out=verilog, repaired by mlinfn-compress (repairs: {made})\n{fixed}")

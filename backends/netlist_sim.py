@@ -11,7 +11,6 @@ from the VHDL (a synthesis bug, an edited file) shows up as mismatches.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from mlinfn_compress import __version__
 from mlinfn_compress.backends.vhdl import VhdlDesign
 from mlinfn_compress.backends.vhdl.design import template_env
 from mlinfn_compress.compare import compare
-from mlinfn_compress.errors import UserError
+from mlinfn_compress.sim import tools
 from mlinfn_compress.sim.ghdl import run_tool
 
 MIN_SAMPLES = 200  # the check never runs on fewer vectors
@@ -34,13 +33,8 @@ OUT_FILE = "outputs.hex"
 
 
 def iverilog_paths() -> tuple[str, str]:
-    iverilog, vvp = shutil.which("iverilog"), shutil.which("vvp")
-    if iverilog is None or vvp is None:
-        raise UserError(
-            "--synth simulates the netlist with Icarus Verilog (Debian package 'iverilog'); "
-            "the README's set-up command installs it"
-        )
-    return iverilog, vvp
+    """The Icarus Verilog compiler and runtime (ToolMissing when they are not installed)."""
+    return tools.find("iverilog"), tools.find("vvp")
 
 
 def iverilog_version() -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -34,9 +33,10 @@ from typing import Any
 
 from mlinfn_compress import __version__
 from mlinfn_compress.backends.netlist_sim import handshake
-from mlinfn_compress.backends.synth import _yosys, read_stat
+from mlinfn_compress.backends.synth import read_stat, yosys
 from mlinfn_compress.backends.vhdl import VhdlDesign
 from mlinfn_compress.backends.vhdl.design import template_env
+from mlinfn_compress.sim import tools
 from mlinfn_compress.sim.ghdl import run_tool
 
 SEED = 1
@@ -134,7 +134,7 @@ def _synth(netlist: Path, top: str, family: str, work: Path, nodsp: bool) -> tup
         f"read_verilog {netlist.resolve()}; synth_{family}{flags} -top {top} -json {mapped.name}; "
         f"tee -q -o {family}_stat.json stat -json"
     )
-    run_tool([_yosys(), "-q", "-p", script], work, f"yosys synth_{family}")
+    run_tool([yosys(), "-q", "-p", script], work, f"yosys synth_{family}")
     stat = read_stat(work / f"{family}_stat.json")
     cells: dict[str, int] = {}
     for module in stat.get("modules", {}).values():
@@ -202,10 +202,8 @@ def placement_from_log(text: str) -> dict[str, Any] | None:
 
 
 def nextpnr_ice40() -> str:
-    path = shutil.which("nextpnr-ice40")
-    if path is None:
-        raise RuntimeError("nextpnr-ice40 is not installed (Debian package 'nextpnr-ice40')")
-    return path
+    """The nextpnr-ice40 program (ToolMissing when it is not installed)."""
+    return tools.find("nextpnr-ice40")
 
 
 def ecp5_available() -> bool:

@@ -11,24 +11,21 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from mlinfn_compress.backends.netlist import ghdl_netlist
-from mlinfn_compress.errors import UserError
-from mlinfn_compress.sim.ghdl import STD, analyse, ghdl_path, run_tool
+from mlinfn_compress.sim import tools
+from mlinfn_compress.sim.ghdl import run_tool, synth_verilog
 
 FAMILY = "xc7"
 
 
-def _yosys() -> str:
-    path = shutil.which("yosys")
-    if path is None:
-        raise UserError("--synth needs yosys (Debian package 'yosys'); the README's set-up command installs it")
-    return path
+def yosys() -> str:
+    """The yosys program (ToolMissing when it is not installed)."""
+    return tools.find("yosys")
 
 
 def count_resources(cells: dict[str, int]) -> dict[str, int]:
@@ -58,7 +55,7 @@ def synthesise(sources: list[Path], top: str) -> dict[str, Any]:
 
 def xilinx_resources(netlist: Path, top: str, nodsp: bool = False) -> dict[str, Any]:
     """synth_xilinx of ``top`` in ``netlist``: totals, cells per module (``modules``) and logic levels."""
-    yosys = _yosys()
+    program = yosys()
     with tempfile.TemporaryDirectory(prefix="mlinfn-xilinx-") as tmp:
         work = Path(tmp)
         script = (
@@ -66,7 +63,7 @@ def xilinx_resources(netlist: Path, top: str, nodsp: bool = False) -> dict[str, 
             f"-top {top}; setattr -mod -unset top; tee -q -o stat.json stat -json; "
             "flatten; select -set comb t:FD* %n; tee -q -o ltp.txt ltp -noff @comb"
         )
-        run_tool([yosys, "-q", "-p", script], work, "yosys synth_xilinx")
+        run_tool([program, "-q", "-p", script], work, "yosys synth_xilinx")
         stat = read_stat(work / "stat.json")
         ltp = re.search(r"length=(\d+)", (work / "ltp.txt").read_text())
     modules = {name.lstrip("\\"): m.get("num_cells_by_type", {}) for name, m in stat.get("modules", {}).items()}
@@ -108,10 +105,7 @@ def flatten_cells(modules: dict[str, dict[str, int]], top: str) -> dict[str, int
 
 def vhdl_to_verilog(sources: list[Path], top: str, workdir: Path) -> Path:
     """``ghdl --synth`` of the VHDL design into one Verilog netlist (``workdir/<top>.v``)."""
-    analyse(sources, workdir)
-    netlist = run_tool(
-        [ghdl_path(), "--synth", STD, f"--workdir={workdir.resolve()}", "--out=verilog", top], workdir, "ghdl --synth"
-    )
+    netlist = synth_verilog(sources, top, workdir)
     path = workdir / f"{top}.v"
     path.write_text(netlist)
     return path
@@ -121,14 +115,14 @@ def synthesise_verilog(files: list[Path], top: str, workdir: Path) -> dict[str, 
     """yosys ``synth_xilinx`` of Verilog files: resources, the longest path between registers in
     logic levels (``ltp -noff``: cells on the longest combinational path, carry cells included)
     and the seconds yosys took."""
-    yosys = _yosys()
+    program = yosys()
     t0 = time.perf_counter()
     reads = " ".join(f"read_verilog {p.resolve()};" for p in files)
     script = (
         f"{reads} synth_xilinx -family {FAMILY} -noiopad -flatten -top {top}; "
         "tee -q -o stat.json stat -json; tee -q -o ltp.txt ltp -noff * t:FD* %d"
     )
-    run_tool([yosys, "-q", "-p", script], workdir, "yosys synth_xilinx")
+    run_tool([program, "-q", "-p", script], workdir, "yosys synth_xilinx")
     seconds = time.perf_counter() - t0
     stat = json.loads((workdir / "stat.json").read_text())
     cells: dict[str, int] = {}

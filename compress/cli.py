@@ -24,9 +24,11 @@ INTERNAL_ERROR = 3
 EPILOG = """\
 other commands:
   mlinfn-compress verify OUTDIR   re-run the verification of the design in OUTDIR as it stands on disk
+  mlinfn-compress doctor          list the external tools and Python packages the tool uses, and what is missing
 
 exit codes: 0 verified bit-exact; 1 verification found mismatches; 2 bad input or unsupported model;
-3 internal error (the message names a log file with the full traceback).
+3 internal error (the message names a log file with the full traceback); 4 an external tool (GHDL, cocotb,
+yosys, nextpnr, Icarus Verilog, g++) is missing or failed (the message names it and what to do).
 """
 
 MODEL_HELP = (
@@ -251,6 +253,12 @@ def build_verify_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
     try:
+        if args_in and args_in[0] == "doctor":
+            from .doctor import doctor
+
+            text, code = doctor()
+            print(text)
+            return code
         if args_in and args_in[0] == "verify":
             vargs = build_verify_parser().parse_args(args_in[1:])
             from .pipeline import verify_outdir
@@ -303,17 +311,11 @@ def _print_summary(outdir: Path) -> None:
     print(summary(load_report(outdir), outdir))
 
 
-def crash_log_dir() -> Path:
-    """Where internal-error logs go: $MLINFN_LOG_DIR, else the user's cache folder."""
-    env = os.environ.get("MLINFN_LOG_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlinfn-compress" / "logs"
-
-
 def write_crash_log(argv: list[str]) -> Path:
     """Write the current exception's traceback and the command line to a new log file; return its path."""
-    folder = crash_log_dir()
+    from .sim.tools import log_dir
+
+    folder = log_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import golden
 from .backends.vhdl import VhdlDesign
+from .errors import ToolFailed
 from .ir import Graph
 from .progress import Progress
 
@@ -55,7 +56,7 @@ def synth_and_check(
     try:
         with progress.step("netlist", "writing the netlist (ghdl --synth)"):
             netlist, repairs = ghdl_netlist([*design.files, wrapper], wrapper_top(design), dest / "netlist.v")
-    except RuntimeError as e:
+    except (RuntimeError, ToolFailed) as e:
         error = {"error": str(e)[:1000]}
         return HardwareResult(error, error, error | {"bit_exact": False})
     x = netlist_vectors(x_int, graph.input_type.min_int, graph.input_type.max_int)
@@ -64,7 +65,7 @@ def synth_and_check(
             try:
                 check = check_netlist(netlist, design, x, golden.run(graph, x), Path(tmp))
                 check["ghdl_repairs"] = {k: n for k, n in repairs.items() if n}
-            except RuntimeError as e:
+            except (RuntimeError, ToolFailed) as e:
                 check = {"error": str(e)[:1000], "samples": len(x), "bit_exact": False}
     with progress.step("synth", "counting resources (yosys synth_xilinx, with and without DSPs)"):
         resources = _resources(netlist, design)
@@ -80,7 +81,7 @@ def _resources(netlist: Path, design: VhdlDesign) -> dict[str, Any]:
     try:
         default = xilinx_resources(netlist, design.top)
         nodsp = xilinx_resources(netlist, design.top, nodsp=True)
-    except RuntimeError as e:
+    except (RuntimeError, ToolFailed) as e:
         return {"error": str(e)[:1000]}
     per_layer: list[dict[str, Any]] = []
     for layer in design.layers:
@@ -130,7 +131,7 @@ def _timing(netlist: Path, design: VhdlDesign, dest: Path, resources: dict[str, 
     with tempfile.TemporaryDirectory(prefix="mlinfn-pnr-") as tmp:
         try:
             timing = place_and_route(netlist, design, Path(tmp), min_luts)
-        except RuntimeError as e:
+        except (RuntimeError, ToolFailed) as e:
             timing = {"device": None, "error": str(e)[:1000]}
         for kept in [*Path(tmp).glob("pnr_*.json"), *Path(tmp).glob("nextpnr_*.log")]:
             shutil.copy(kept, dest / kept.name)

@@ -97,7 +97,7 @@ def _framework_check(loaded_exact: bool, chosen: list[str], exactness: dict[str,
 def compress(opts: RunOptions) -> int:
     """Run the whole path; returns the exit code (0 verified, 1 mismatches)."""
     from .frontends import load_model
-    from .sim.ghdl import ghdl_path
+    from .sim.ghdl import require_backends
 
     progress = Progress(opts.quiet)
     if opts.target not in TARGETS:
@@ -130,7 +130,8 @@ def compress(opts: RunOptions) -> int:
     opts.quant.check()
     opts.compression.check(has_data=opts.data is not None)
     check_outdir(opts.outdir, opts.force)
-    ghdl_path()
+    require_backends()
+    _check_tools(opts)
     with progress.step("load", f"loading {opts.model}"):
         original = load_model(opts.model, opts.weights, opts.model_class, opts.model_args, opts.input_shape)
     if opts.softmax == "table" and original.graph.output_activation != "softmax":
@@ -306,6 +307,15 @@ def _run(
         write_html(tmp, report, graph, original.graph)
     shutil.rmtree(work)
     return report, passed
+
+
+def _check_tools(opts: RunOptions) -> None:
+    """ToolMissing, before any work, where a program the run needs is not installed."""
+    from .sim import tools
+
+    needed = (["yosys", "iverilog", "vvp"] if opts.synth else []) + (["g++"] if opts.target in ("hls", "both") else [])
+    for program in needed:
+        tools.find(program)
 
 
 def _check_arch(opts: RunOptions) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import numpy as np
 from . import golden
 from .backends.vhdl import ArithOptions, VhdlDesign
 from .compare import Comparison, compare
-from .errors import UserError
+from .errors import ToolFailed, UserError
 from .fixed import to_float
 from .ir import Graph, Softmax
 from .progress import Progress
@@ -83,14 +82,6 @@ class Verification:
         }
 
 
-def ghdl_version() -> str:
-    try:
-        out = subprocess.run(["ghdl", "--version"], capture_output=True, text=True, check=True).stdout
-        return out.splitlines()[0].strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "GHDL (version unknown)"
-
-
 def design_from_json(d: dict[str, Any], vhdl_dir: Path, sim_dir: Path) -> VhdlDesign:
     fields = dict(d)
     fields["files"] = [vhdl_dir / f for f in d["files"]]
@@ -144,7 +135,7 @@ def run_verification(
                 timing = _timing(vhdl, sims[0].timing)
             protocol = _protocol(vhdl, x_int, expected, Path(tmp), progress, keep_logs)
             simulators.append(
-                f"{ghdl_version()}, {sims[0].backend} backend: VHDL textio bench (all samples); cocotb protocol tests"
+                f"{sims[0].version}, {sims[0].backend} backend: VHDL textio bench (all samples); cocotb protocol tests"
             )
     if hls is not None:
         hls_info, outputs["hls"], hls_test, seconds["hls"] = _simulate_hls(hls, x_int, test_set, progress)
@@ -207,14 +198,16 @@ def _timing(design: VhdlDesign, measured: dict[str, Any]) -> dict[str, Any]:
 def _simulate_vhdl(
     design: VhdlDesign, x_int: np.ndarray, test_set: np.ndarray | None, tmp: Path, progress: Progress
 ) -> tuple[Any, Any]:
-    from .sim.ghdl import DesignStopped, SimResult, simulate_design
+    from .sim.ghdl import DesignStopped, SimResult, sim_backend, simulate_design
 
     def run(x: np.ndarray, work: Path) -> SimResult:
         try:
             return simulate_design(design, x, work)
         except DesignStopped as e:  # no outputs: every sample counts as a mismatch
             empty = np.zeros((0, design.n_out * design.out_words), dtype=np.int64)
-            return SimResult(empty, np.zeros(0, np.int64) if design.argmax else None, 0.0, 0.0, error=str(e))
+            backend = sim_backend(len(x))
+            return SimResult(empty, np.zeros(0, np.int64) if design.argmax else None, 0.0, 0.0,
+                             backend=backend.name, error=str(e), version=backend.version())  # fmt: skip
 
     with progress.step("simulate", f"simulating {len(x_int)} samples in GHDL"):
         sim = run(x_int, tmp / "bulk")
@@ -256,8 +249,9 @@ def _protocol(
                 tmp / "cocotb",
                 module=module,
             )
-            protocol = {"tests": proto.tests, "failed": proto.failed, "samples": proto.samples}
-        except RuntimeError as e:
+            protocol = {"tests": proto.tests, "failed": proto.failed, "samples": proto.samples,
+                        "backend": proto.backend}  # fmt: skip
+        except (RuntimeError, ToolFailed) as e:  # the design stopped the simulator: a failed check
             protocol = {"tests": 0, "failed": 1, "samples": k, "error": str(e)[:500]}
         if keep_logs is not None:
             keep_logs.mkdir(parents=True, exist_ok=True)

@@ -7,32 +7,42 @@ comparison happens in numpy.  The streaming bench also writes the clock
 edges it measures latency and initiation interval from.  Values wider than
 VHDL integers (more than 31 bits) travel as two's complement bit strings.
 
-GHDL's LLVM backend (Debian package ``ghdl-llvm``) compiles the bench to a
-native program that runs about twice as fast as the default mcode backend,
-but compiling takes seconds where mcode takes a tenth of one: it is used when
-installed and a run simulates at least ``LLVM_MIN_SAMPLES`` samples.
-``MLINFN_GHDL_BACKEND=mcode`` or ``llvm`` chooses one for every run.
+GHDL comes with up to three backends, each its own program: ``ghdl-mcode``
+(analyses and runs in one step), ``ghdl-llvm`` and ``ghdl-gcc`` (compile the
+design to a native program: ``-e`` elaborates it, then it runs).  Debian's
+``ghdl`` is a wrapper that runs whichever one it finds first, so the
+backend is chosen here from what is installed and called by its own program.
+The LLVM backend runs the bench about three times faster than mcode, but
+compiling takes seconds where mcode takes a tenth of one: it is used when
+installed and a run simulates at least ``LLVM_MIN_SAMPLES`` samples, and
+whenever it is the only backend.  ``MLINFN_GHDL_BACKEND=mcode``, ``llvm`` or
+``gcc`` chooses one for every run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlinfn_compress.errors import UserError
+from mlinfn_compress.errors import ToolFailed, ToolMissing, UserError
+from mlinfn_compress.sim import tools
 
 if TYPE_CHECKING:
     from mlinfn_compress.backends.vhdl import VhdlDesign
 
 STD = "--std=08"
-BACKENDS = ("llvm", "mcode")
+BACKENDS = ("mcode", "llvm", "gcc")
 INT_BITS = 31  # wider port values are written as bit strings
 # Where the LLVM backend's compile time (about 4 s for the jet tagger, against 0.1 s) is paid back
 # by its speed (about 14,000 samples/s against 7,500 on mcode): BENCHMARKS.md.
@@ -56,44 +66,116 @@ class SimResult:
     timing: dict[str, int | None] | None = None  # streaming bench: measured latency and interval
     backend: str = "mcode"
     error: str | None = None  # why the design stopped the simulation (then there are no outputs)
+    version: str = "GHDL"  # the first line of the backend's --version
 
 
-def ghdl_path() -> str:
-    path = shutil.which("ghdl")
-    if path is None:
-        raise UserError("GHDL is not installed (Debian package 'ghdl'); the README's set-up command installs it")
-    return path
+@dataclass(frozen=True)
+class Backend:
+    """One installed GHDL backend and the program that runs it."""
+
+    name: str  # mcode, llvm or gcc
+    program: str
+
+    @property
+    def elaborates(self) -> bool:
+        """Whether a design must be elaborated (``-e``) into a program before it runs."""
+        return self.name != "mcode"
+
+    def version(self) -> str:
+        """``GHDL 2.0.0 (...)``: the first line of its ``--version``."""
+        return tools.run([self.program, "--version"], Path.cwd(), "ghdl --version").splitlines()[0].strip()
 
 
-def sim_backend(samples: int = 0) -> tuple[str, str]:
-    """(backend name, GHDL program) for simulating ``samples`` inputs: llvm when installed and
-    there are enough samples to pay for its compilation, else mcode."""
+def backend_of(program: str) -> str | None:
+    """The backend a ``ghdl`` program runs, from its ``--version`` (None when it runs none)."""
+    try:
+        text = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in text.splitlines():
+        low = line.lower()
+        for name, word in (("mcode", "mcode"), ("llvm", "llvm"), ("gcc", "gcc")):
+            if word in low and "code generator" in low:
+                return name
+    return None
+
+
+def installed_backends() -> dict[str, Backend]:
+    """The GHDL backends on PATH, by their own programs (``ghdl-mcode``, ``ghdl-llvm``, ``ghdl-gcc``); where
+    there is none of those, the one a plain ``ghdl`` runs."""
+    found = {name: Backend(name, path) for name in BACKENDS if (path := shutil.which(f"ghdl-{name}"))}
+    if not found and (ghdl := shutil.which("ghdl")) and (name := backend_of(ghdl)):
+        found[name] = Backend(name, ghdl)
+    return found
+
+
+def require_backends() -> dict[str, Backend]:
+    """The installed backends, or ToolMissing when there is none."""
+    found = installed_backends()
+    if not found:
+        raise ToolMissing(
+            "GHDL is not installed with any backend (none of ghdl-mcode, ghdl-llvm, ghdl-gcc is on PATH); every "
+            f"VHDL simulation needs one: install the Debian package 'ghdl-mcode' ({tools.SETUP})"
+        )
+    return found
+
+
+def sim_backend(samples: int = 0) -> Backend:
+    """The backend for simulating ``samples`` inputs: an elaborating one (llvm, else gcc) when installed and
+    there are enough samples to pay for its compilation, else mcode; whichever is installed when there is
+    one only."""
     want = os.environ.get("MLINFN_GHDL_BACKEND", "")
     if want and want not in BACKENDS:
         raise UserError(f"MLINFN_GHDL_BACKEND must be one of {', '.join(BACKENDS)}, got {want!r}")
-    llvm = shutil.which("ghdl-llvm")
-    if llvm is not None and (want == "llvm" or (not want and samples >= LLVM_MIN_SAMPLES)):
-        return "llvm", llvm
-    if want == "llvm":
-        raise UserError("MLINFN_GHDL_BACKEND=llvm, but ghdl-llvm is not installed (Debian package 'ghdl-llvm')")
-    mcode = shutil.which("ghdl-mcode")
-    return "mcode", mcode if mcode is not None else ghdl_path()
+    found = require_backends()
+    if want:
+        if want not in found:
+            raise ToolMissing(
+                f"MLINFN_GHDL_BACKEND={want}, but ghdl-{want} is not installed (installed: {', '.join(found)}): "
+                f"install the Debian package 'ghdl-{want}' or leave MLINFN_GHDL_BACKEND unset"
+            )
+        return found[want]
+    compiled = [found[n] for n in ("llvm", "gcc") if n in found]
+    if compiled and (samples >= LLVM_MIN_SAMPLES or "mcode" not in found):
+        return compiled[0]
+    return found["mcode"]
+
+
+@contextlib.contextmanager
+def as_ghdl(backend: Backend) -> Iterator[None]:
+    """Within the block, ``ghdl`` on PATH runs ``backend`` (for programs such as cocotb's runner that call
+    ``ghdl`` by name)."""
+    with tempfile.TemporaryDirectory(prefix="mlinfn-ghdl-") as tmp:
+        shim = Path(tmp) / "ghdl"
+        shim.write_text(f'#!/bin/sh\nexec {shlex.quote(backend.program)} "$@"\n')
+        shim.chmod(0o755)
+        saved = os.environ.get("PATH", "")
+        os.environ["PATH"] = f"{tmp}{os.pathsep}{saved}"
+        try:
+            yield
+        finally:
+            os.environ["PATH"] = saved
 
 
 def run_tool(cmd: list[str], cwd: Path, what: str) -> str:
-    """Run a command; its standard output, or a RuntimeError with everything it printed."""
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
-    return proc.stdout
+    """Run a program; its standard output, or ToolFailed naming it (``tools.run``)."""
+    return tools.run(cmd, cwd, what)
 
 
-def analyse(sources: list[Path], workdir: Path, ghdl: str | None = None) -> None:
+def analyse(sources: list[Path], workdir: Path, backend: Backend | None = None) -> None:
     """Analyse VHDL sources (in order) into ``workdir``."""
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    ghdl = ghdl or ghdl_path()
+    ghdl = (backend or sim_backend()).program
     run_tool([ghdl, "-a", STD, f"--workdir={workdir}", *[str(s.resolve()) for s in sources]], workdir, "GHDL analysis")
+
+
+def synth_verilog(sources: list[Path], top: str, workdir: Path) -> str:
+    """``ghdl --synth --out=verilog`` of ``top`` (every backend synthesises alike): the Verilog text."""
+    backend = sim_backend()
+    analyse(sources, workdir, backend)
+    cmd = [backend.program, "--synth", STD, f"--workdir={workdir.resolve()}", "--out=verilog", top]
+    return run_tool(cmd, workdir, "ghdl --synth")
 
 
 def write_rows(path: Path, rows: np.ndarray, width: int) -> None:
@@ -139,11 +221,12 @@ def simulate(
     wider than VHDL integers.
     """
     workdir = workdir.resolve()
-    backend, ghdl = sim_backend(len(inputs))
+    backend = sim_backend(len(inputs))
+    ghdl = backend.program
     t0 = time.perf_counter()
-    analyse([*sources, testbench], workdir, ghdl)
+    analyse([*sources, testbench], workdir, backend)
     run_args = ["--ieee-asserts=disable-at-0"]
-    if backend == "llvm":
+    if backend.elaborates:
         exe = workdir / f"{top}_tb.exe"
         run_tool([ghdl, "-e", STD, f"--workdir={workdir}", "-o", str(exe), f"{top}_tb"], workdir, "GHDL elaboration")
         cmd = [str(exe)]
@@ -159,8 +242,8 @@ def simulate(
     generics = [f"-gIN_FILE={in_file}", f"-gOUT_FILE={out_file}"] + ([f"-gTIME_FILE={time_file}"] if timed else [])
     try:
         run_tool([*cmd, *run_args, *generics], workdir, "GHDL simulation")
-    except RuntimeError as e:
-        lines = [ln for ln in str(e).splitlines() if any(k in ln for k in RANGE_ERRORS)]
+    except ToolFailed as e:
+        lines = [ln for ln in e.output.splitlines() if any(k in ln for k in RANGE_ERRORS)]
         if not lines:
             raise
         raise DesignStopped(f"the simulation stopped: {lines[0].split('error: ', 1)[-1].strip()}") from e
@@ -178,7 +261,8 @@ def simulate(
         seconds=t2 - t1,
         analyse_seconds=t1 - t0,
         timing=_measured(time_file) if timed else None,
-        backend=backend,
+        backend=backend.name,
+        version=backend.version(),
     )
 
 

@@ -32,6 +32,7 @@ from mlinfn_compress import golden
 from mlinfn_compress.backends.hls.project import HlsProject
 from mlinfn_compress.fixed import FixedType, to_float
 from mlinfn_compress.ir import Graph
+from mlinfn_compress.sim import tools
 
 _CPP_TYPE = re.compile(r"^\s*(?:nnet::array\s*<\s*)?(ap_fixed|ap_ufixed|ac_fixed)\s*<([^<>]*)>")
 _TYPEDEF = re.compile(r"typedef\s+([^;]+?)\s+(\w+)\s*;")
@@ -195,11 +196,13 @@ def compile_project(project: HlsProject) -> CSimLibrary:
     stamp = re.search(r"^LIB_STAMP=(\S+)", text, re.M)
     if name is None or stamp is None:
         raise CSimError(f"{script}: cannot find PROJECT and LIB_STAMP")
+    tools.find("g++")
     t0 = time.perf_counter()
     res = subprocess.run(["bash", "build_lib.sh"], cwd=project.outdir, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if res.returncode != 0:
-        raise CSimError(f"{script} failed:\n{(res.stdout + res.stderr)[-3000:]}")
+        cmd = ["g++", f"(through {script})"]
+        raise tools.failure("compiling the HLS C-simulation", cmd, res.returncode, res.stdout + res.stderr)
     built = project.outdir / "firmware" / f"{name.group(1)}-{stamp.group(1)}.so"
     tmp = Path(tempfile.mkdtemp(prefix="hls_csim_"))
     path = tmp / f"{project.project_name}_{os.getpid()}_{time.monotonic_ns()}.so"

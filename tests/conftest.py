@@ -26,6 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
+NORMAL_PATH = os.environ.get("PATH", "")  # before any test changes it
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -166,3 +167,20 @@ def make_graph(name: str, framework: str, source: str, input_size: int, nodes: l
     if nodes and all(getattr(n, "weight_int", None) is not None or getattr(n, "weight", 0) is not None for n in nodes):
         g.infer_shapes()
     return g
+
+
+def path_without(missing: str, folder: Path) -> str:
+    """A PATH of one folder holding a link to every program on the normal PATH except ``missing``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    seen: set[str] = set()
+    for entry in NORMAL_PATH.split(os.pathsep):
+        d = Path(entry)
+        if not d.is_dir():
+            continue
+        for program in sorted(d.iterdir()):
+            if program.name in seen or program.name == missing or not os.access(program, os.X_OK):
+                continue
+            if program.is_file():
+                (folder / program.name).symlink_to(program)
+                seen.add(program.name)
+    return str(folder)

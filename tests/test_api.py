@@ -27,6 +27,7 @@ def _tf_keras_model() -> object:
     return model
 
 
+@pytest.mark.slow
 def test_compress_an_in_memory_keras_model_with_array_data(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (240, 6))
@@ -41,6 +42,7 @@ def test_compress_an_in_memory_keras_model_with_array_data(tmp_path: Path) -> No
     assert not list(tmp_path.glob(".*"))  # no staging folder left beside the output
 
 
+@pytest.mark.slow
 def test_simulate_runs_the_design_on_new_inputs(tmp_path: Path) -> None:
     run = mc.compress(_tf_keras_model(), tmp_path / "out", simulate=50)
     x = np.random.default_rng(5).normal(0, 1, (30, 6))
@@ -67,6 +69,7 @@ def test_options_are_checked_like_the_commands(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_a_torch_module_in_its_own_channels_first_layout(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
@@ -83,6 +86,7 @@ def test_a_torch_module_in_its_own_channels_first_layout(tmp_path: Path) -> None
     assert hw.shape == ref.shape and np.max(np.abs(hw - ref)) < 0.05
 
 
+@pytest.mark.slow
 def test_test_set_outputs_of_every_model_and_the_twin_on_new_inputs(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(0, 1, (260, 6))
@@ -110,6 +114,7 @@ def test_test_set_outputs_of_every_model_and_the_twin_on_new_inputs(tmp_path: Pa
         mc.simulate(run.outdir, x_new, backend="c")
 
 
+@pytest.mark.slow
 def test_test_set_outputs_come_in_the_models_own_layout(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     torch.manual_seed(1)
@@ -129,6 +134,7 @@ def test_test_set_outputs_come_in_the_models_own_layout(tmp_path: Path) -> None:
     assert run.twin["framework"] == "brevitas" and run.twin["device"] in ("cpu", "cuda")
 
 
+@pytest.mark.slow
 def test_without_data_there_are_no_test_outputs_and_errors_name_the_model_not_a_temporary_file(
     tmp_path: Path,
 ) -> None:
@@ -152,6 +158,7 @@ def test_without_data_there_are_no_test_outputs_and_errors_name_the_model_not_a_
     assert not (tmp_path / "q").exists()
 
 
+@pytest.mark.slow
 def test_a_run_leaves_the_sessions_matplotlib_backend_and_figures_alone(tmp_path: Path) -> None:
     import matplotlib
     import matplotlib.pyplot as plt

@@ -22,6 +22,7 @@ def run(args: list[str]) -> int:
     return main([*args, "-q", "--simulate", "300"])
 
 
+@pytest.mark.slow
 def test_naive_and_shift_add_agree_and_say_which_they_are(model: Path, tmp_path: Path) -> None:
     for arith in ("naive", "shift-add"):
         assert run([str(model), "--arith", arith, "-o", str(tmp_path / arith)]) == 0
@@ -41,6 +42,7 @@ def test_naive_and_shift_add_agree_and_say_which_they_are(model: Path, tmp_path:
     assert rows[first]["pipeline_stages"] >= 1 and rows[second]["pipeline_stages"] >= 1
 
 
+@pytest.mark.slow
 def test_clock_period_and_dsp_are_recorded_and_verify_uses_the_same_design(
     model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

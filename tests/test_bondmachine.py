@@ -118,6 +118,7 @@ def run(args: list[str], capsys: Any) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.slow
 def test_target_bondmachine_run(small_mlp: Callable[[str, float], Path], tmp_path: Path, capsys: Any) -> None:
     model = small_mlp("bm_small", 0.3)
     out = tmp_path / "bm"

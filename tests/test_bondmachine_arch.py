@@ -132,6 +132,7 @@ def test_the_timing_model_chains_the_layers() -> None:
 # ---- the design in GHDL and cocotb ----
 
 
+@pytest.mark.slow
 @needs_ghdl
 @pytest.mark.parametrize("reuse", [1, 4, 8])
 def test_bit_exact_with_stalls_at_several_r(reuse: int, tmp_path: Path) -> None:
@@ -139,7 +140,8 @@ def test_bit_exact_with_stalls_at_several_r(reuse: int, tmp_path: Path) -> None:
     d, v = verified(g, reuse, tmp_path)
     assert v.mismatches == 0 and all(c.bit_exact for c in v.comparisons)
     assert [c.against for c in v.comparisons] == ["golden", "golden (arg-max)"]
-    assert v.protocol == {"tests": 3, "failed": 0, "samples": v.protocol["samples"]} and v.protocol["samples"] >= 3
+    assert v.protocol == {"tests": 3, "failed": 0, "samples": v.protocol["samples"], "backend": "mcode"}
+    assert v.protocol["samples"] >= 3
     assert v.timing is not None and v.timing["agree"] and v.passed
     assert v.timing["measured"]["latency_cycles"] == d.latency
     assert v.timing["measured"]["initiation_interval"] == d.initiation_interval
@@ -161,6 +163,7 @@ def test_more_reuse_fewer_cores_longer_interval(tmp_path: Path) -> None:
     assert eight.initiation_interval > one.initiation_interval and eight.latency > one.latency
 
 
+@pytest.mark.slow
 @needs_ghdl
 def test_a_layer_without_any_non_zero_weight(tmp_path: Path) -> None:
     g = dead_layer_graph()
@@ -173,6 +176,7 @@ def test_a_layer_without_any_non_zero_weight(tmp_path: Path) -> None:
     assert len(np.unique(golden.flat(g.run_int(x)["relu"]), axis=0)) == 1  # the same whatever the input
 
 
+@pytest.mark.slow
 @needs_ghdl
 def test_a_changed_rom_entry_is_caught(tmp_path: Path) -> None:
     g = mixed_graph()
@@ -187,6 +191,7 @@ def test_a_changed_rom_entry_is_caught(tmp_path: Path) -> None:
     assert v.mismatches > 0 and not v.passed
 
 
+@pytest.mark.slow
 @needs_ghdl
 @pytest.mark.parametrize("reuse", [1, 3])  # at R = 1 every core has one neuron: no null ranges, no zero-width ports
 def test_ghdl_synth_accepts_the_design_and_its_netlist_equals_golden(reuse: int, tmp_path: Path) -> None:
@@ -311,6 +316,7 @@ def test_a_model_it_does_not_take_exits_2_before_any_work(tmp_path: Path, capsys
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @needs_ghdl
 def test_the_command_reports_r_latency_and_interval_and_verify_catches_a_changed_rom(
     qkeras_mlp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -38,13 +38,14 @@ def qkeras_run(qkeras_mlp: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return outdir
 
 
+@pytest.mark.slow
 def test_float_mlp_verified_bit_exact(float_run: Path) -> None:
     r = report(float_run)
     v = r["verification"]
     assert v["samples"] == 1000 and v["mismatches"] == 0 and v["bit_exact"] is True
     assert v["first_mismatch"] is None
     assert v["against"] == ["golden", "golden (arg-max)", "twin"]
-    assert v["protocol"] == {"tests": 2, "failed": 0, "samples": 200}
+    assert v["protocol"] == {"tests": 2, "failed": 0, "samples": 200, "backend": "mcode"}
     assert r["tool"]["name"] == "mlinfn-compress" and r["target"] == "vhdl"
     assert r["model"]["framework"] == "keras"
     assert r["model"]["parameters"] == 16 * 64 + 64 + 64 * 32 + 32 + 32 * 32 + 32 + 32 * 5 + 5
@@ -83,6 +84,7 @@ def test_pruned_weights_generate_no_hardware(float_run: Path) -> None:
         assert all(m.group(1) == "2**" for m in re.finditer(r"\* ?(\S{3})", text))  # only shifts
 
 
+@pytest.mark.slow
 def test_qkeras_mlp_matches_qkeras_and_golden(qkeras_run: Path) -> None:
     r = report(qkeras_run)
     v = r["verification"]
@@ -96,6 +98,7 @@ def test_qkeras_mlp_matches_qkeras_and_golden(qkeras_run: Path) -> None:
     assert r["quantisation"]["chosen_post_training"] == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mutation", ["shift", "sign"])
 def test_verify_catches_a_changed_shift_or_sign(
     mutation: str, qkeras_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -123,6 +126,7 @@ def test_verify_catches_a_changed_shift_or_sign(
     assert "MISMATCH" in out and "first mismatch: sample" in out
 
 
+@pytest.mark.slow
 def test_summary_and_default_outdir(
     small_mlp: Callable[[str, float], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
@@ -140,6 +144,7 @@ def test_summary_and_default_outdir(
     assert code == 0
 
 
+@pytest.mark.slow
 def test_calibration_sets_inputs_and_ranges(
     small_mlp: Callable[[str, float], Path], tmp_path: Path, capsys: Any
 ) -> None:
@@ -207,6 +212,7 @@ def test_unknown_hls_backend(float_mlp: Path, tmp_path: Path, capsys: Any) -> No
     assert "--hls-backend: unknown HLS backend 'catapult'; use one of Vitis, Vivado, Quartus, oneAPI" in err
 
 
+@pytest.mark.slow
 def test_json_plus_weights(tmp_path: Path, capsys: Any) -> None:
     from conftest import build_qkeras
 
@@ -220,6 +226,7 @@ def test_json_plus_weights(tmp_path: Path, capsys: Any) -> None:
     assert "an architecture JSON needs its weights" in err
 
 
+@pytest.mark.slow
 def test_keras3_file(tmp_path: Path, capsys: Any) -> None:
     import keras
 
@@ -234,6 +241,7 @@ def test_keras3_file(tmp_path: Path, capsys: Any) -> None:
     assert r["verification"]["mismatches"] == 0 and r["hardware"]["outputs"]["argmax"] is True
 
 
+@pytest.mark.slow
 def test_qkeras_po2_quantisers_in_tf_keras_archive(tmp_path: Path, capsys: Any) -> None:
     """quantized_po2 and alpha="auto_po2" weights, a quantised activation inside QDense, a .keras file."""
     import tf_keras as k
@@ -280,6 +288,7 @@ def test_help_is_instant_and_light() -> None:
     assert "usage: mlinfn-compress" in out and "verify OUTDIR" in out
 
 
+@pytest.mark.slow
 def test_protocol_checker_can_fail(qkeras_run: Path, tmp_path: Path, capsys: Any) -> None:
     """Claim a latency one cycle longer than the design has: the cocotb tests must fail."""
     outdir = tmp_path / "wrong_latency"
@@ -294,6 +303,7 @@ def test_protocol_checker_can_fail(qkeras_run: Path, tmp_path: Path, capsys: Any
     assert "PROTOCOL TESTS FAILED" in out
 
 
+@pytest.mark.slow
 def test_whole_design_synthesises(tmp_path: Path, capsys: Any) -> None:
     """ghdl --synth accepts every entity kind: dense, relu, arg-max, top level."""
     import tf_keras as k
@@ -319,6 +329,7 @@ def test_whole_design_synthesises(tmp_path: Path, capsys: Any) -> None:
     assert "module synth_me" in netlist and "out_argmax" in netlist
 
 
+@pytest.mark.slow
 def test_synth_estimates_resources_and_pruning_shows(
     small_mlp: Callable[[str, float], Path], tmp_path: Path, capsys: Any
 ) -> None:

@@ -153,6 +153,7 @@ def test_dsp_maps_the_costly_weights_and_stays_bit_exact(tmp_path: Path) -> None
     assert sorted(int(v) for v in products) == sorted(int(v) for v in w[mask])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
 def test_yosys_finds_no_dsp_by_default_and_dsps_with_dsp(tmp_path: Path) -> None:
     g = graph_for("random", "rnd_conv_sat", seed=2)

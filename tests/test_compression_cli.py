@@ -15,6 +15,7 @@ from conftest import import_example, report
 from mlinfn_compress.cli import main
 
 
+@pytest.mark.slow
 def test_keras_digits_tutorial_prunes_quantises_and_verifies(tmp_path: Path) -> None:
     digits_keras = import_example("digits_keras")
     r = digits_keras.run(tmp_path / "design", epochs=12)
@@ -37,6 +38,7 @@ def test_keras_digits_tutorial_prunes_quantises_and_verifies(tmp_path: Path) -> 
     assert r["twin"]["framework"] == "qkeras" and (tmp_path / "design" / "twin" / "model.h5").exists()
 
 
+@pytest.mark.slow
 def test_keras_digits_cnn_example_prunes_quantises_and_verifies(tmp_path: Path) -> None:
     digits_cnn = import_example("digits_cnn")
     r = digits_cnn.run(tmp_path / "design", 4, ["--simulate", "300"])
@@ -64,6 +66,7 @@ def test_keras_digits_cnn_example_prunes_quantises_and_verifies(tmp_path: Path) 
     assert hw["io"]["architecture"] == "stream" and hw["initiation_interval"] > 1  # one pixel per clock
 
 
+@pytest.mark.slow
 def test_one_shot_pruning_without_data(float_mlp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "o"
     code = main(
@@ -160,6 +163,7 @@ def test_model_args_must_be_json_object(small_mlp: Callable[[str, float], Path],
     assert "--model-args must be a JSON object" in err
 
 
+@pytest.mark.slow
 def test_torch_digits_tutorial_prunes_quantises_and_verifies(tmp_path: Path) -> None:
     pytest.importorskip("brevitas")
     digits_torch = import_example("digits_torch")

@@ -13,6 +13,7 @@ from mlinfn_compress.cli import main
 pytestmark = pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason=f"{SHARED_MODELS} is not here")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "against"),
     [
@@ -34,6 +35,7 @@ def test_shared_model_verifies_bit_exact(model: str, against: list[str], tmp_pat
     assert report["hardware"]["latency_cycles"] == stages + 1  # the layers, then the arg-max register
 
 
+@pytest.mark.slow
 def test_shared_conv1d_converts_and_verifies(tmp_path: Path) -> None:
     """Three Conv1D (same padding), Flatten, two Dense, a softmax: 171 parameters."""
     outdir = tmp_path / "out"
@@ -49,6 +51,7 @@ def test_shared_conv1d_converts_and_verifies(tmp_path: Path) -> None:
     assert report["quantisation"]["float_model"]["argmax_agreement"] > 0.9
 
 
+@pytest.mark.slow
 def test_shared_pytorch_model_saved_on_a_gpu_verifies_on_cpu(tmp_path: Path) -> None:
     """two_layer_model.pt was pickled whole with CUDA tensors and ends in a sigmoid."""
     pytest.importorskip("torch")

@@ -74,6 +74,7 @@ def ir_precisions(g: Graph, node_name: str) -> dict[str, FixedType]:
     return {"weight": n.weight_type, "bias": n.bias_type, "accum": n.accum_type, "result": n.result_type}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["float", "qkeras"])
 def test_c_simulation_is_bit_exact(cases: dict[str, Case], which: str) -> None:
     c = cases[which]
@@ -120,6 +121,7 @@ def test_every_precision_is_the_irs(cases: dict[str, Case], which: str) -> None:
     assert len(tb) == 100 and load_project(p.outdir).layers == p.layers
 
 
+@pytest.mark.slow
 def test_a_narrowed_accumulator_on_disk_is_caught(cases: dict[str, Case], tmp_path: Path) -> None:
     c = cases["qkeras"]
     work = tmp_path / "hls"
@@ -194,6 +196,7 @@ def all_modes_graph(x: np.ndarray) -> Graph:
     return g
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["Vitis", "Vivado", "Quartus"])
 def test_every_rounding_and_overflow_mode(backend: str, tmp_path: Path) -> None:
     t = FixedType(10, 3, True, "RND_CONV", "SAT")

@@ -225,6 +225,7 @@ def _defines(p: HlsProject) -> str:
     return (p.outdir / "firmware" / "defines.h").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["built_2d", "built_1d"])
 def test_every_op_alone_is_bit_exact(which: str, request: pytest.FixtureRequest) -> None:
     b = request.getfixturevalue(which)
@@ -264,6 +265,7 @@ def test_the_lookup_table_is_ordered_by_the_raw_bits_of_its_index(built_2d: Buil
     assert raw_zero == node.table_int[-node.index_type.min_int] and len(written) == len(node.table_int)
 
 
+@pytest.mark.slow
 def test_combined_graph_equals_golden_and_the_vhdl(tmp_path: Path) -> None:
     g = every_op_graph(np.random.default_rng(0))
     quantise(g, QuantConfig(weight_bits=6, act_bits=10), default_inputs(2000, (H, W, C), 0))
@@ -278,6 +280,7 @@ def test_combined_graph_equals_golden_and_the_vhdl(tmp_path: Path) -> None:
     assert precision_differences(p) == [] and len(np.unique(gold)) > 100
 
 
+@pytest.mark.slow
 def test_a_final_reshape_and_identity_casts_are_removed_by_hls4ml(tmp_path: Path) -> None:
     nodes = [
         Pool(name="pool", inputs=["input"], mode="max", window=win((2, 2), (2, 2), ((0, 0), (0, 0)))),
@@ -292,6 +295,7 @@ def test_a_final_reshape_and_identity_casts_are_removed_by_hls4ml(tmp_path: Path
     assert_bit_exact(b)
 
 
+@pytest.mark.slow
 def test_quartus_computes_what_it_supports_and_refuses_the_rest(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     keep = ("conv_same", "dense_nd", "bn", "max", "max_pad", "global_max", "pad", "up", "relu", "relu6", "clip",
@@ -330,6 +334,7 @@ def test_a_saturating_accumulator_that_could_overflow_is_refused(tmp_path: Path)
     shutil.rmtree(tmp_path / "hls", ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_a_changed_lookup_table_entry_is_caught(tmp_path: Path) -> None:
     g = Graph("lut", "keras", "hand-built", (8,), [Table(name="tanh", inputs=["input"], function="tanh")])
     g.infer_shapes()

@@ -52,6 +52,7 @@ def pruned(data: Dataset) -> tuple[Any, dict[str, np.ndarray]]:
     return prune_finetune(cnn(), data, 0.6, "layer", 3)
 
 
+@pytest.mark.slow
 def test_pruning_thins_every_convolution_and_dense_kernel(pruned: tuple[Any, dict[str, np.ndarray]]) -> None:
     model, masks = pruned
     assert set(masks) == {"conv1", "conv2", "conv3", "out"}

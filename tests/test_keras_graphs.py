@@ -80,6 +80,7 @@ def unet(name: str = "unet") -> Any:
     return randomise(k().Model(inp, out, name=name))
 
 
+@pytest.mark.slow
 def test_unet_end_to_end(tmp_path: Path) -> None:
     path = save(unet(), tmp_path)
     outdir = tmp_path / "out"
@@ -100,6 +101,7 @@ def test_unet_end_to_end(tmp_path: Path) -> None:
     assert np.max(np.abs(out - ref)) < 0.06 * np.max(np.abs(ref))  # 8-bit weights, 16-bit activations
 
 
+@pytest.mark.slow
 def test_conv1d_autoencoder_end_to_end(tmp_path: Path) -> None:
     L = k().layers
     inp = L.Input((16, 1))

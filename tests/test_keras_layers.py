@@ -124,6 +124,7 @@ def test_batchnorm_whose_input_has_two_consumers_stands_alone(tmp_path: Path) ->
     assert ops(c.graph) == ["dense", "batchnorm", "add"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("shape", "layer", "out"),
     [

@@ -84,6 +84,7 @@ def test_layer_sparsities_round_up_to_whole_weights() -> None:
         layer_sparsities(ks, 0.7, "channel")
 
 
+@pytest.mark.slow
 def test_prune_finetune_layer_scope(
     digits: Dataset, float_model: tuple[Any, float], pruned: tuple[Any, dict[str, np.ndarray], list[str]]
 ) -> None:
@@ -100,6 +101,7 @@ def test_prune_finetune_layer_scope(
     assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Dense", "ReLU", "Dense", "Activation"]
 
 
+@pytest.mark.slow
 def test_prune_finetune_global_scope(digits: Dataset, float_model: tuple[Any, float]) -> None:
     _seed()
     model, masks = prune_finetune(float_model[0], digits, SPARSITY, "global", PRUNE_EPOCHS, None)
@@ -119,6 +121,7 @@ def qat(digits: Dataset, pruned: tuple[Any, dict[str, np.ndarray], list[str]]) -
     return model, lines
 
 
+@pytest.mark.slow
 def test_qat_keeps_masks_and_accuracy(
     digits: Dataset,
     float_model: tuple[Any, float],
@@ -161,6 +164,7 @@ def test_qat_model_verifies_bit_exact(digits: Dataset, qat: tuple[Any, list[str]
     assert all(n.sparsity() >= SPARSITY for n in g.nodes if n.kind == "dense")
 
 
+@pytest.mark.slow
 def test_regression_runs_with_mse(digits: Dataset) -> None:
     import tf_keras as k
 

@@ -69,6 +69,7 @@ def design_and_vectors(g: Graph, tmp: Path) -> tuple[VhdlDesign, np.ndarray]:
     return d, netlist_vectors(np.zeros((0, g.input_size), np.int64), g.input_type.min_int, g.input_type.max_int)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("build", "repairs"), [(pooled_conv, {"sdiv"}), (wide_dense, {"asr", "wide_constants"})])
 def test_the_repaired_netlist_equals_golden_and_the_raw_one_does_not(
     build: object, repairs: set[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch

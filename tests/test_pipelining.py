@@ -94,6 +94,7 @@ def test_register_bits_are_the_registers_the_vhdl_declares(tmp_path: Path) -> No
         assert layers[name]["latency"] > 1  # pipelined at 2 ns
 
 
+@pytest.mark.slow
 def test_every_period_gives_the_same_outputs_at_its_own_latency(tmp_path: Path) -> None:
     """GHDL on 300 samples equals golden at every period; cocotb confirms each latency, and a
     latency claimed one cycle longer fails."""

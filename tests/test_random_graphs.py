@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,12 +34,14 @@ def _check(seed: int, weight_bits: int, act_bits: int, workdir: Path, backends: 
     assert mismatches == dict.fromkeys(backends, 0), ([n.kind for n in g.nodes], g.input_shape)
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(**DRAWS)
 def test_random_graph_vhdl_and_twins_equal_golden(seed: int, weight_bits: int, act_bits: int, tmp_path: Path) -> None:
     _check(seed, weight_bits, act_bits, tmp_path, FAST)
 
 
+@pytest.mark.slow
 @settings(max_examples=HLS_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(**DRAWS)
 def test_random_graph_every_backend_equals_golden(seed: int, weight_bits: int, act_bits: int, tmp_path: Path) -> None:

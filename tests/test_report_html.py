@@ -58,6 +58,7 @@ def run_with_data(small_mlp: Callable[[str, float], Path], tmp_path_factory: pyt
     return out
 
 
+@pytest.mark.slow
 def test_report_html_renders_with_every_section(run_with_data: Path, tmp_path: Path) -> None:
     page = run_with_data / "report.html"
     text = page.read_text()

@@ -47,6 +47,7 @@ def _cpp_type(t: FixedType) -> str:
     return f"ap_{'' if t.signed else 'u'}fixed<{t.width},{t.integer},AP_{t.rounding},AP_{t.overflow}>"
 
 
+@pytest.mark.slow
 def test_tables_are_what_hls4mls_cpp_fills_them_with(tmp_path: Path) -> None:
     """hls4ml's own init_exp_table / init_invert_table, compiled with g++, against ours."""
     structs, calls = [], []
@@ -106,6 +107,7 @@ def odd_formats(g: Graph) -> None:
     node.compute_tables()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["defaults", "odd"])
 def test_golden_equals_hls4mls_softmax_and_the_vhdl(case: str, tmp_path: Path) -> None:
     shape, n = ((6,), 10) if case == "defaults" else ((4, 3), 5)
@@ -170,6 +172,7 @@ def table_run(qkeras_mlp: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return outdir
 
 
+@pytest.mark.slow
 def test_softmax_table_through_the_command(table_run: Path) -> None:
     r = report(table_run)
     v, out = r["verification"], r["hardware"]["outputs"]
@@ -193,6 +196,7 @@ def _copy(run: Path, tmp_path: Path) -> Path:
     return outdir
 
 
+@pytest.mark.slow
 def test_verify_catches_a_changed_exp_table_entry_in_the_vhdl(table_run: Path, tmp_path: Path, capsys: Any) -> None:
     outdir = _copy(table_run, tmp_path)
     (vhd,) = (outdir / "vhdl").glob("*_softmax.vhd")
@@ -207,6 +211,7 @@ def test_verify_catches_a_changed_exp_table_entry_in_the_vhdl(table_run: Path, t
     assert v["first_mismatch"]["against"] == "vhdl: golden" and "MISMATCH" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_verify_catches_a_changed_softmax_precision_in_the_hls_project(table_run: Path, tmp_path: Path) -> None:
     outdir = _copy(table_run, tmp_path)
     retype_hls(outdir, "softmax_inv_table_t", "ap_ufixed<10,1,AP_RND_CONV,AP_SAT,0>")

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 def test_synth_checks_the_netlist_and_times_the_design(
     small_mlp: Callable[[str, float], Path], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -58,6 +59,7 @@ def test_synth_checks_the_netlist_and_times_the_design(
     assert report(bad)["verification"]["bit_exact"]  # the VHDL itself is right: only its netlist differs
 
 
+@pytest.mark.slow
 def test_a_streaming_design_is_checked_and_timed_through_its_handshake(
     tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,6 +19,7 @@ def hls_run(qkeras_mlp: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return outdir
 
 
+@pytest.mark.slow
 def test_hls_target_matches_golden_and_qkeras(hls_run: Path) -> None:
     r = report(hls_run)
     v = r["verification"]
@@ -32,6 +33,7 @@ def test_hls_target_matches_golden_and_qkeras(hls_run: Path) -> None:
     assert not (hls_run / "vhdl").exists()
 
 
+@pytest.mark.slow
 def test_verify_catches_a_changed_hls_precision(hls_run: Path, tmp_path: Path, capsys: Any) -> None:
     outdir = tmp_path / "mutant"
     shutil.copytree(hls_run, outdir)
@@ -45,6 +47,7 @@ def test_verify_catches_a_changed_hls_precision(hls_run: Path, tmp_path: Path, c
     assert "MISMATCH" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_both_targets_agree(float_mlp: Path, tmp_path: Path) -> None:
     outdir = tmp_path / "both"
     assert main([str(float_mlp), "--target", "both", "-o", str(outdir), "-q", "--simulate", "500"]) == 0

@@ -119,6 +119,7 @@ def test_brevitas_quant_conv_bit_exact(
     assert (gold == ref).all() and len(np.unique(ref)) > 40
 
 
+@pytest.mark.slow
 def test_brevitas_conv_cli_bit_exact_against_brevitas(brevitas_file: Path, tmp_path: Path) -> None:
     path = calibrated_state(brevitas_file, "QConvNet", (1, 8, 8), tmp_path)
     out = tmp_path / "out"

@@ -105,6 +105,7 @@ def test_prune_a_graph_with_a_skip_connection(digits: Dataset) -> None:
     assert all(np.mean(n.weight == 0) >= 0.5 for n in g.nodes if n.kind in ("conv2d", "dense"))
 
 
+@pytest.mark.slow
 def test_qat_of_a_cnn_folds_the_batch_norm_and_reads_back_bit_exact(digits: Dataset, float_cnn: Any) -> None:
     torch.manual_seed(1)
     model, masks = prune_finetune(float_cnn, digits, 0.5, "layer", 3)
@@ -135,6 +136,7 @@ def test_qat_rebuilds_chains_only(digits: Dataset) -> None:
         qat_finetune(SkipNet(), digits, None, 6, 6, 1)
 
 
+@pytest.mark.slow
 def test_digits_cnn_pruned_and_quantisation_aware_trained_through_the_command(
     digits: Dataset, float_cnn: Any, tmp_path: Path
 ) -> None:

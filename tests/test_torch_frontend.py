@@ -143,6 +143,7 @@ def golden_vs_reference(lm: Any) -> tuple[np.ndarray, np.ndarray]:
 # ---- plain PyTorch ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_whole_pickled_sequential_with_softmax(tmp_path: Path) -> None:
     path = tmp_path / "jet_mlp.pt"
     torch.save(jet_mlp(), path)
@@ -333,6 +334,7 @@ def test_brevitas_per_channel_and_output_quant(brevitas_net: tuple[Path, Path, A
     assert (gold == ref).all() and len(np.unique(ref)) > 10
 
 
+@pytest.mark.slow
 def test_brevitas_cli_bit_exact_against_the_framework(brevitas_net: tuple[Path, Path, Any], tmp_path: Path) -> None:
     path, file, _ = brevitas_net
     out = tmp_path / "out"

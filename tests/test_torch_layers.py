@@ -212,6 +212,7 @@ ALONE: list[tuple[str, Callable[[], Any], tuple[int, ...], list[str], float]] = 
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,factory,shape,expected,tol", ALONE, ids=[a[0] for a in ALONE])
 def test_every_module_alone(
     name: str, factory: Callable[[], Any], shape: tuple[int, ...], expected: list[str], tol: float, tmp_path: Path
@@ -248,6 +249,7 @@ CONVS = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dims,padding,stride,bias", CONVS)
 def test_convolution_padding_and_stride(dims: int, padding: Any, stride: int, bias: bool, tmp_path: Path) -> None:
     torch.manual_seed(dims)
@@ -365,6 +367,7 @@ def test_concatenation_of_two_branches(tmp_path: Path) -> None:
     check_hardware(lm, tmp_path, 0.05)
 
 
+@pytest.mark.slow
 def test_unet_two_levels_end_to_end(tmp_path: Path) -> None:
     """The U-Net through the command, calibrated with images in the model's own (N, 1, 8, 8) layout."""
     path = tmp_path / "unet.pt"
@@ -382,6 +385,7 @@ def test_unet_two_levels_end_to_end(tmp_path: Path) -> None:
     assert "sigmoid" in r["hardware"]["outputs"]["note"]
 
 
+@pytest.mark.slow
 def test_conv1d_autoencoder_with_data_in_the_model_layout(tmp_path: Path) -> None:
     """--data in (N, C, L) with regression targets in the output's (N, C, L): the hardware's errors are the model's
     (the outputs, channels last in the hardware, are compared with the targets in the same order)."""

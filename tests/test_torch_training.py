@@ -137,6 +137,7 @@ def qat(digits: Dataset, pruned: tuple[Any, dict[str, np.ndarray], list[str]]) -
     return model, lines
 
 
+@pytest.mark.slow
 def test_qat_keeps_masks_and_accuracy(
     digits: Dataset,
     float_model: tuple[Any, float],

@@ -14,6 +14,7 @@ from mlinfn_compress.ir import Graph, Linear, Reshape, Transpose
 from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("axes", "shape"), [((1, 0, 2), (3, 4, 2)), ((2, 0, 1), (3, 4, 2)), ((1, 0), (5, 3))])
 def test_transpose_then_flatten_then_dense(axes: tuple[int, ...], shape: tuple[int, ...], tmp_path: Path) -> None:
     """The pattern hls4ml rewrites for its own channels-first conversion only: here every permutation holds."""

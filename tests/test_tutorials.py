@@ -66,6 +66,7 @@ def test_dev_sh_test_runs_the_notebooks_offline() -> None:
     assert {"nbmake", "jupytext", "jupyterlab", "ipykernel"} <= pinned
 
 
+@pytest.mark.slow
 def test_nbmake_collects_every_notebook() -> None:
     """The plugin is installed and finds each notebook as one test item (nothing is executed here)."""
     import subprocess

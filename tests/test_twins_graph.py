@@ -184,6 +184,7 @@ def single_op_graphs() -> dict[str, Case]:
 SINGLE = single_op_graphs()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(SINGLE))
 def test_every_op_alone(case: str, tmp_path: Path) -> None:
     shape, build = SINGLE[case]
@@ -243,6 +244,7 @@ MODES = [("TRN", "WRAP"), ("RND", "SAT_ZERO"), ("RND_INF", "SAT_SYM"), ("TRN_ZER
          ("RND_ZERO", "SAT_SYM")]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("rounding", "overflow"), MODES)
 def test_every_rounding_and_overflow_mode(rounding: str, overflow: str, tmp_path: Path) -> None:
     """Every tensor re-quantised with modes no framework quantiser has: the twins' own quantisers."""

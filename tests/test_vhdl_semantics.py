@@ -78,6 +78,7 @@ def test_golden_dense_by_hand(tmp_path: Path) -> None:
     assert "y(1) <= -2;" in text
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
 def test_synthesis_and_pruning_shows_in_resources(tmp_path: Path) -> None:
     """ghdl --synth accepts the design, and zero weights remove cells in yosys."""

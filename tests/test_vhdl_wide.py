@@ -88,6 +88,7 @@ RESULTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label", list(RESULTS))
 def test_wide_dense_equals_golden(label: str, tmp_path: Path) -> None:
     g = wide_graph(f"wide_{label}", RESULTS[label])

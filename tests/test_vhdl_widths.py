@@ -80,6 +80,7 @@ def test_dense_with_wide_inputs_and_sums(w: int, tmp_path: Path) -> None:
     assert g.nodes[0].accum_type.width > w
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("w", WIDTHS)
 def test_cast_and_clip_of_wide_values_with_shifts_beyond_30(w: int, tmp_path: Path) -> None:
     in_t = FixedType(w, 3, True)  # w - 3 fractional bits
