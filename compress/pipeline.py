@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import golden
+from . import golden, quality
 from .backends.vhdl import ArithOptions, VhdlDesign
 from .compression import CompressOptions, compress_model
 from .data import Dataset, load_dataset
@@ -216,6 +216,10 @@ def _run(
             "argmax_agreement": float(np.mean(np.argmax(q, 1) == np.argmax(f, 1))),
             "samples": len(q),
         }
+    warnings = quality.zeroed_by_quantisation(graph, chosen, opts.compression.prune)
+    warnings += quality.argmax_disagreement(quant_info["float_model"], graph.output.size)
+    for text in warnings:
+        progress.warn(text)
     references = {graph.framework: reference} if not_exact is None else {}
     twin_info, twin_out, twin_test = _twin(graph, opts.device, tmp / "twin", x_float, dataset, progress)
     if twin_out is not None:
@@ -285,6 +289,7 @@ def _run(
         report["verification"]["netlist"] = hw.netlist
         passed = passed and hw.netlist_ok
     report["compression"].update(compression)
+    report["warnings"] = [*compression.get("warnings", []), *warnings]
     report["twin"] = twin_info
     if dataset is not None and test_int is not None and float_test is not None:
         assert verification.test_golden is not None

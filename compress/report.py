@@ -254,6 +254,8 @@ def summary(report: dict[str, Any], outdir: Path) -> str:
     net = ver.get("netlist")
     if net:
         lines.append(f"  netlist: {netlist_text(net)}")
+    for text in report.get("warnings") or []:
+        lines.append(f"  WARNING: {text}")
     lines.append(f"  report: {outdir / 'report.json'}, {outdir / 'report.html'}")
     return "\n".join(lines)
 

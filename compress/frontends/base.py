@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..data import Dataset
+from ..errors import UserError
 from ..ir import Graph
 
 
@@ -103,3 +104,27 @@ def safe_name(name: str) -> str:
 def short_error(e: BaseException, limit: int = 300) -> str:
     """An exception as one short line for a user-facing message."""
     return f"{type(e).__name__}: {' '.join(str(e).split())}"[:limit]
+
+
+def check_finite(file: str, parameters: Iterable[tuple[str, str, str, Any]]) -> None:
+    """UserError naming the first layer with a NaN or infinite parameter.
+
+    ``parameters``: (layer name, layer class, parameter name, values) for every
+    weight, bias and batch-norm statistic of the model.
+    """
+    for layer, cls, name, values in parameters:
+        try:
+            array = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue  # not numbers (an integer counter, a string)
+        bad = ~np.isfinite(array)
+        if not bad.any():
+            continue
+        nan, inf = int(np.isnan(array).sum()), int(np.isinf(array).sum())
+        what = " and ".join(t for t in (f"{nan} NaN" if nan else "", f"{inf} infinite" if inf else "") if t)
+        first = tuple(int(i) for i in np.argwhere(bad)[0]) if array.ndim else ()
+        raise UserError(
+            f"{file}: layer '{layer}' ({cls}) has {what} value(s) in its parameter '{name}' "
+            f"({array.size} values; the first at index {list(first)}); no fixed-point format can hold them: "
+            "repair or retrain the model (a training run that diverged writes such values) and convert it again"
+        )

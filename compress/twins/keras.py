@@ -73,6 +73,7 @@ from ..tfkeras import qkeras_objects, tf_keras
 from .plan import FLOAT64_BITS, NodePlan, Range, Requant, below, kernel, value, walk
 
 FLOAT32_BITS = 24
+QKERAS_MAX_BITS = 32  # quantized_bits computes NaN with more bits (2**bits overflows its 32-bit integers)
 SOFTMAX_LAYER = "softmax"
 
 
@@ -101,6 +102,8 @@ def _bits(t: FixedType, integer_shift: int = 0) -> Any:
     from qkeras import quantized_bits
 
     integer = t.integer - (1 if t.signed else 0) + integer_shift
+    if t.width + integer_shift > QKERAS_MAX_BITS or integer >= QKERAS_MAX_BITS:
+        raise ValueError(f"{t} is beyond QKeras's quantized_bits, which computes NaN past {QKERAS_MAX_BITS} bits")
     return quantized_bits(
         t.width + integer_shift,
         integer,
@@ -123,7 +126,9 @@ def qkeras_expresses(rq: Requant) -> bool:
     """Whether a QKeras quantiser computes ``rq`` exactly (it rounds half to even and saturates)."""
     t = rq.dst
     return (
-        (not rq.rounds or t.rounding == "RND_CONV")
+        t.width - min(t.integer, 0) <= QKERAS_MAX_BITS
+        and abs(t.integer) < QKERAS_MAX_BITS
+        and (not rq.rounds or t.rounding == "RND_CONV")
         and (not rq.overflows or t.overflow in ("SAT", "SAT_SYM"))
         and t.width - t.signed >= 1  # QKeras treats 1-bit quantisers as binary
         and (rq.src is None or _fits(rq.src.type(), t, FLOAT64_BITS))
@@ -197,10 +202,13 @@ class _Builder:
         node = p.node
         assert isinstance(node, Linear) and node.weight_type is not None and node.bias_type is not None
         weights, bias = kernel(node)
-        quantisers = {
-            "kernel_quantizer": param_quantizer(node.weight_type),
-            "bias_quantizer": param_quantizer(node.bias_type),
-        }
+        try:
+            quantisers = {
+                "kernel_quantizer": param_quantizer(node.weight_type),
+                "bias_quantizer": param_quantizer(node.bias_type),
+            }
+        except ValueError as e:
+            raise ValueError(f"layer '{node.name}': its weight or bias format {e}") from e
         if node.window is None:
             layer = QDense(node.n_out, name=self.name(node.name), dtype="float64", **quantisers)
         else:

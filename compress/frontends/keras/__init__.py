@@ -9,9 +9,11 @@ QKeras itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from ..base import LoadedModel
+from ..base import LoadedModel, check_finite
 from .files import load_keras_file
 from .reference import reference
 from .translate import SUPPORTED, Translator
@@ -19,10 +21,22 @@ from .translate import SUPPORTED, Translator
 
 def load(path: Path, weights: Path | None = None) -> LoadedModel:
     model = load_keras_file(path, weights)
+    check_finite(path.name, parameters(model))
     tr = Translator(path, model)
     graph = tr.translate()
     exact = tr.exact and tr.quantised_by_model
     return LoadedModel(graph=graph, reference=reference(tr.walk, tr.stop), reference_exact=exact, model=model)
+
+
+def parameters(model: Any) -> Iterator[tuple[str, str, str, Any]]:
+    """(layer, class, parameter, values) of every weight of the model, nested models' layers included."""
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from parameters(layer)
+            continue
+        for w in layer.weights:
+            name = str(getattr(w, "path", None) or w.name).split("/")[-1].split(":")[0]
+            yield layer.name, type(layer).__name__, name, w.numpy()
 
 
 __all__ = ["SUPPORTED", "load", "load_keras_file"]

@@ -14,7 +14,7 @@ exactly (``brevitas.py``).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,11 @@ import numpy as np
 
 from ...ir import INPUT
 from ...tfkeras import framework_warnings_hidden
-from ..base import Layout, LoadedModel, safe_name
+from ..base import Layout, LoadedModel, check_finite, safe_name
 from .layers import HANDLERS
 from .loading import STATE_DICT_HELP, load_module
 from .script import script_trace
-from .trace import SUPPORTED, Shape, Traced, fx_trace, input_shape, module_class, probe, script_function
+from .trace import SUPPORTED, Shape, Traced, fx_trace, input_shape, module_class, probe
 from .translate import Translator, check_supported
 
 GENERIC = ("Sequential", "GraphModule", "RecursiveScriptModule", "Module")
@@ -70,6 +70,7 @@ def from_module(model: Any, path: Path, shape: Shape | None = None) -> LoadedMod
     import torch
 
     model.eval()
+    check_finite(path.name, parameters(model))
     traced = trace_model(path, model)
     check_supported(path, traced, HANDLERS)
     in_shape = input_shape(path, traced, shape, model)
@@ -89,14 +90,15 @@ def from_module(model: Any, path: Path, shape: Shape | None = None) -> LoadedMod
         out.tensor,
         final,
     )
+    runnable = model if traced.fx else traced.runner  # TorchScript: the chain of its layers as nn.Modules
     with framework_warnings_hidden():
         try:
-            model.double()  # exact sums: float64 holds every accumulator of up to 53 bits
+            runnable.double()  # exact sums: float64 holds every accumulator of up to 53 bits
         except Exception:  # noqa: BLE001 - float32 then: the reference cannot be exact
             tr.exact = False
     in_layout = Layout(in_shape, start.order)
     out_layout = Layout(out.shape, out_order)
-    reference = _reference(traced, in_layout, out_layout, model)
+    reference = _reference(traced, in_layout, out_layout, runnable)
     return LoadedModel(
         graph=graph,
         reference=reference,
@@ -105,6 +107,17 @@ def from_module(model: Any, path: Path, shape: Shape | None = None) -> LoadedMod
         input_layout=in_layout,
         output_layout=out_layout,
     )
+
+
+def parameters(model: Any) -> Iterator[tuple[str, str, str, Any]]:
+    """(layer, class, parameter, values) of every parameter and floating-point buffer (batch-norm statistics)."""
+    modules = dict(model.named_modules())
+    for qualified, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if not tensor.is_floating_point():
+            continue
+        layer, _, name = qualified.rpartition(".")
+        cls = module_class(modules[layer]) if layer in modules else "module"
+        yield layer or "(the model)", cls, name, tensor.detach().double().cpu().numpy()
 
 
 def _reference(traced: Traced, in_layout: Layout, out_layout: Layout, model: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -147,11 +160,13 @@ def before_final(traced: Traced, model: Any) -> Callable[[Any], Any]:
         gm.graph.eliminate_dead_code()
         gm.recompile()
         return gm  # type: ignore[no-any-return]
+    from .script import apply
+
     stop = traced.calls.index(last)
 
     def layers(x: Any) -> Any:
         for call in traced.calls[:stop]:
-            x = call.module(x) if call.module is not None else script_function(call.kind)(x)
+            x = apply(call, x)
         return x
 
     return layers

@@ -244,9 +244,11 @@ def probe(path: Path, traced: Traced, shape: Shape, dtype: Any) -> dict[str, Sha
             if traced.fx:
                 Recorder(traced.runner).run(x)
             else:
+                from .script import apply
+
                 record(traced.input, x)
                 for call in traced.calls:
-                    x = call.module(x) if call.module is not None else script_function(call.kind)(x)
+                    x = apply(call, x)
                     record(call.out, x)
     except UnsupportedLayer:
         raise
@@ -256,14 +258,6 @@ def probe(path: Path, traced: Traced, shape: Shape, dtype: Any) -> dict[str, Sha
             f"{short_error(e)}; give the input shape with --input-shape"
         ) from e
     return shapes
-
-
-def script_function(kind: str) -> Any:
-    """The torch function a TorchScript chain applies between its modules."""
-    import torch
-
-    functions = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "identity": lambda x: x}
-    return functions.get(kind, lambda x: torch.softmax(x, 1))  # a softmax is read only over dim 1
 
 
 def input_shape(path: Path, traced: Traced, given: Shape | None, model: Any) -> Shape:
