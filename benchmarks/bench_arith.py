@@ -34,12 +34,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from mlinfn_compress import golden  # noqa: E402
-from mlinfn_compress.backends.synth import synthesise_verilog, vhdl_to_verilog  # noqa: E402
 from mlinfn_compress.cli import main  # noqa: E402
-from mlinfn_compress.fixed import FixedType  # noqa: E402
-from mlinfn_compress.ir import Cast, Clip, Graph, Linear  # noqa: E402
-from mlinfn_compress.verification import load_outdir  # noqa: E402
+from mlinfn_compress.compress.fixed import FixedType  # noqa: E402
+from mlinfn_compress.compress.flow.verification import load_outdir  # noqa: E402
+from mlinfn_compress.compress.ir import (  # noqa: E402
+    Cast,
+    Clip,
+    Graph,
+    Linear,
+    golden,  # noqa: E402
+)
+from mlinfn_compress.synth.yosys import synthesise_verilog, vhdl_to_verilog  # noqa: E402
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 NETWORKS = {

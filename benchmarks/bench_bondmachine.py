@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from mlinfn_compress import api
-from mlinfn_compress.backends.netlist import ghdl_netlist
-from mlinfn_compress.backends.synth import xilinx_resources
-from mlinfn_compress.verification import load_outdir
+from mlinfn_compress.compress.flow.verification import load_outdir
+from mlinfn_compress.synth.netlist import ghdl_netlist
+from mlinfn_compress.synth.yosys import xilinx_resources
 
 MODEL = Path(__file__).resolve().parents[2] / "shared" / "models" / "jet_tagger_qkeras_6bit.h5"
 KEYS = ("LUT", "FF", "DSP", "CARRY")

@@ -30,12 +30,12 @@ from hls4ml.utils.config import create_config  # noqa: E402
 from qkeras import QActivation, QDense, quantized_bits, quantized_relu  # noqa: E402
 from qkeras.utils import load_qmodel  # noqa: E402
 
-import mlinfn_compress.frontends.keras  # noqa: E402, F401
-from mlinfn_compress import golden  # noqa: E402
+import mlinfn_compress.compress.frameworks.keras  # noqa: E402, F401
 from mlinfn_compress.backends.vhdl import VhdlDesign, render  # noqa: E402
-from mlinfn_compress.frontends import LoadedModel, load_model  # noqa: E402
-from mlinfn_compress.inputs import verification_inputs  # noqa: E402
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise  # noqa: E402
+from mlinfn_compress.compress.flow.inputs import verification_inputs  # noqa: E402
+from mlinfn_compress.compress.frameworks import LoadedModel, load_model  # noqa: E402
+from mlinfn_compress.compress.ir import golden  # noqa: E402
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise  # noqa: E402
 from mlinfn_compress.sim.ghdl import simulate  # noqa: E402
 
 SHAPE = (16, 64, 32, 32, 5)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mlinfn_compress.differential import BACKENDS, check_backends
-from mlinfn_compress.inputs import verification_inputs
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
-from mlinfn_compress.random_graphs import random_graph
+from mlinfn_compress.compress.flow.inputs import verification_inputs
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.testing.differential import BACKENDS, check_backends
+from mlinfn_compress.testing.random_graphs import random_graph
 
 
 def main() -> None:

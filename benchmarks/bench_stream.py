@@ -31,15 +31,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from stream_graphs import digits_cnn, unet_graph  # noqa: E402
 
-from mlinfn_compress import golden  # noqa: E402
-from mlinfn_compress.backends.synth import synthesise  # noqa: E402
 from mlinfn_compress.backends.vhdl import choose_io, render  # noqa: E402
-from mlinfn_compress.fixed import quantize  # noqa: E402
-from mlinfn_compress.ir import Graph  # noqa: E402
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise  # noqa: E402
+from mlinfn_compress.compress.fixed import quantize  # noqa: E402
+from mlinfn_compress.compress.flow.verification import PROTOCOL_CYCLES  # noqa: E402
+from mlinfn_compress.compress.ir import Graph, golden  # noqa: E402
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise  # noqa: E402
 from mlinfn_compress.sim.cocotb_runner import run_protocol_tests  # noqa: E402
 from mlinfn_compress.sim.ghdl import simulate_design  # noqa: E402
-from mlinfn_compress.verification import PROTOCOL_CYCLES  # noqa: E402
+from mlinfn_compress.synth.yosys import synthesise  # noqa: E402
 
 NETWORKS: dict[str, Callable[[], Graph]] = {
     "digits_cnn_8x8": lambda: digits_cnn(np.random.default_rng(0)),

@@ -153,13 +153,13 @@ def render_models(dest: Path, work: Path) -> None:
 
 
 def render_graphs(dest: Path, work: Path, count: int) -> None:
-    from mlinfn_compress.backends.bondmachine import export
     from mlinfn_compress.backends.hls import render_hls
+    from mlinfn_compress.backends.neuralbond.export import export
     from mlinfn_compress.backends.vhdl import render
+    from mlinfn_compress.compress.flow.inputs import verification_inputs
+    from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
     from mlinfn_compress.errors import UserError
-    from mlinfn_compress.inputs import verification_inputs
-    from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
-    from mlinfn_compress.random_graphs import random_graph
+    from mlinfn_compress.testing.random_graphs import random_graph
 
     t0 = time.perf_counter()
     for seed in range(count):

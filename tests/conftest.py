@@ -153,7 +153,7 @@ def small_mlp(models_dir: Path) -> Callable[[str, float], Path]:
 
 def make_node(name: str, op: str, inputs: list[str], size: int, **kw: Any) -> Any:
     """A hand-built IR node on a flat vector: ``dense`` (a CMVM), ``relu`` or ``cast``."""
-    from mlinfn_compress.ir import Cast, Clip, Linear
+    from mlinfn_compress.compress.ir import Cast, Clip, Linear
 
     cls = {"dense": Linear, "relu": Clip, "cast": Cast}[op]
     return cls(name=name, inputs=inputs, shape=(size,), **kw)
@@ -161,7 +161,7 @@ def make_node(name: str, op: str, inputs: list[str], size: int, **kw: Any) -> An
 
 def make_graph(name: str, framework: str, source: str, input_size: int, nodes: list[Any], **kw: Any) -> Any:
     """A hand-built graph on a flat input vector; shapes are checked once every matrix is known."""
-    from mlinfn_compress.ir import Graph
+    from mlinfn_compress.compress.ir import Graph
 
     g = Graph(name, framework, source, (input_size,), nodes, **kw)
     if nodes and all(getattr(n, "weight_int", None) is not None or getattr(n, "weight", 0) is not None for n in nodes):

@@ -9,13 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from mlinfn_compress import golden
 from mlinfn_compress.backends.vhdl import render
-from mlinfn_compress.fixed import FixedType, quantize, to_float
-from mlinfn_compress.frontends import LoadedModel, load_model
-from mlinfn_compress.inputs import corner_rows
-from mlinfn_compress.ir import Graph
-from mlinfn_compress.quantise import QuantConfig, quantise
+from mlinfn_compress.compress.fixed import FixedType, quantize, to_float
+from mlinfn_compress.compress.flow.inputs import corner_rows
+from mlinfn_compress.compress.frameworks import LoadedModel, load_model
+from mlinfn_compress.compress.ir import Graph, golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, quantise
 from mlinfn_compress.sim.ghdl import simulate
 
 NARROW_INPUT = FixedType.parse("fixed<8,3,RND_CONV,SAT>")  # QKeras computes exactly in float32 from it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlinfn_compress.ir import Clip, Concat, Graph, Linear, Node, Pool, Reshape, Upsample, Window
+from mlinfn_compress.compress.ir import Clip, Concat, Graph, Linear, Node, Pool, Reshape, Upsample, Window
 
 
 def conv(

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import mlinfn_compress as mc
-from mlinfn_compress import golden
-from mlinfn_compress.fixed import quantize, to_float
-from mlinfn_compress.verification import load_outdir
+from mlinfn_compress.compress.fixed import quantize, to_float
+from mlinfn_compress.compress.flow.verification import load_outdir
+from mlinfn_compress.compress.ir import golden
 
 
 def _tf_keras_model() -> object:

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from conftest import make_graph, make_node, report
 
-from mlinfn_compress.backends.bondmachine import check_export, export, layers_of
+from mlinfn_compress.backends.neuralbond.export import check_export, export, layers_of
 from mlinfn_compress.cli import main
+from mlinfn_compress.compress.fixed import FixedType
+from mlinfn_compress.compress.ir import Graph, LeakyRelu, Linear, Window
 from mlinfn_compress.errors import UserError
-from mlinfn_compress.fixed import FixedType
-from mlinfn_compress.ir import Graph, LeakyRelu, Linear, Window
 
 IN_T = FixedType(8, 3, True, "RND_CONV", "SAT")
 W_T = FixedType(4, 1, True)  # 3 fractional bits

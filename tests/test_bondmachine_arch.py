@@ -18,18 +18,30 @@ import numpy as np
 import pytest
 from conftest import report, sparse_normal
 
-from mlinfn_compress import golden
-from mlinfn_compress.backends.netlist import ghdl_netlist
-from mlinfn_compress.backends.netlist_sim import check_netlist, netlist_vectors
 from mlinfn_compress.backends.vhdl import VhdlDesign, render
 from mlinfn_compress.backends.vhdl.bondmachine_plan import CORE_PIPELINE, assign, plan, timing
 from mlinfn_compress.cli import main
+from mlinfn_compress.compress.fixed import FixedType, quantize
+from mlinfn_compress.compress.flow.progress import Progress
+from mlinfn_compress.compress.flow.verification import Verification, run_verification
+from mlinfn_compress.compress.ir import (
+    Add,
+    Cast,
+    Clip,
+    Graph,
+    LeakyRelu,
+    Linear,
+    Node,
+    Pool,
+    Reshape,
+    Table,
+    Window,
+    golden,
+)
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
 from mlinfn_compress.errors import UserError
-from mlinfn_compress.fixed import FixedType, quantize
-from mlinfn_compress.ir import Add, Cast, Clip, Graph, LeakyRelu, Linear, Node, Pool, Reshape, Table, Window
-from mlinfn_compress.progress import Progress
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
-from mlinfn_compress.verification import Verification, run_verification
+from mlinfn_compress.sim.iverilog import check_netlist, netlist_vectors
+from mlinfn_compress.synth.netlist import ghdl_netlist
 
 needs_ghdl = pytest.mark.skipif(shutil.which("ghdl") is None, reason="GHDL not installed")
 

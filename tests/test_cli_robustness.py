@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlinfn_compress import golden
 from mlinfn_compress.cli import INTERNAL_ERROR, build_parser, build_verify_parser, main
+from mlinfn_compress.compress.ir import golden
 
 
 @pytest.mark.parametrize(

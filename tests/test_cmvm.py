@@ -12,15 +12,14 @@ import numpy as np
 import pytest
 from conftest import make_graph, make_node
 
-from mlinfn_compress import golden
-from mlinfn_compress.backends.synth import synthesise_verilog, vhdl_to_verilog
 from mlinfn_compress.backends.vhdl import ArithOptions, render
 from mlinfn_compress.backends.vhdl.adders import Kind, csd_digits
 from mlinfn_compress.backends.vhdl.lower import DSP_MIN_DIGITS, dsp_mask, lower_linear
-from mlinfn_compress.fixed import FixedType
-from mlinfn_compress.ir import Graph
-from mlinfn_compress.quantise import accumulator_bounds
+from mlinfn_compress.compress.fixed import FixedType
+from mlinfn_compress.compress.ir import Graph, golden
+from mlinfn_compress.compress.passes.quantise import accumulator_bounds
 from mlinfn_compress.sim.ghdl import simulate
+from mlinfn_compress.synth.yosys import synthesise_verilog, vhdl_to_verilog
 
 pytestmark = pytest.mark.skipif(shutil.which("ghdl") is None, reason="GHDL not installed")
 

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlinfn_compress import golden
 from mlinfn_compress.backends.vhdl import ArithOptions, render
-from mlinfn_compress.fixed import FixedType, quantize
-from mlinfn_compress.ir import (
+from mlinfn_compress.compress.fixed import FixedType, quantize
+from mlinfn_compress.compress.ir import (
     Add,
     Clip,
     Concat,
@@ -25,8 +24,9 @@ from mlinfn_compress.ir import (
     Table,
     Upsample,
     Window,
+    golden,
 )
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
 from mlinfn_compress.sim.ghdl import simulate
 
 H, W, C = 6, 6, 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlinfn_compress.fixed import (
+from mlinfn_compress.compress.fixed import (
     FixedType,
     FixedTypeError,
     apply_overflow,

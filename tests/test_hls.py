@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from conftest import make_graph, make_node
 
-from mlinfn_compress import golden
 from mlinfn_compress.backends.hls import (
     BACKENDS,
     PROJECT_FILE,
@@ -21,11 +20,11 @@ from mlinfn_compress.backends.hls import (
     model_precisions,
     render_hls,
 )
-from mlinfn_compress.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedType, quantize, to_float
-from mlinfn_compress.frontends import load_model
-from mlinfn_compress.inputs import corner_rows
-from mlinfn_compress.ir import Graph
-from mlinfn_compress.quantise import QuantConfig, accumulator_bounds, default_inputs, quantise
+from mlinfn_compress.compress.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedType, quantize, to_float
+from mlinfn_compress.compress.flow.inputs import corner_rows
+from mlinfn_compress.compress.frameworks import load_model
+from mlinfn_compress.compress.ir import Graph, golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, accumulator_bounds, default_inputs, quantise
 from mlinfn_compress.sim.hls_csim import CSimError, precision_differences, run_csim, written_precisions
 
 HLS4ML_DEFAULT = FixedType(16, 6)  # hls4ml's model-level default, fixed<16,6> (TRN, WRAP)

@@ -18,12 +18,11 @@ import numpy as np
 import pytest
 from test_dataflow_graph import C, H, W, every_op_graph
 
-from mlinfn_compress import golden
 from mlinfn_compress.backends.hls import HlsProject, layer_specs, model_precisions, render_hls
 from mlinfn_compress.backends.vhdl import render
-from mlinfn_compress.fixed import FixedType, quantize
-from mlinfn_compress.inputs import corner_rows
-from mlinfn_compress.ir import (
+from mlinfn_compress.compress.fixed import FixedType, quantize
+from mlinfn_compress.compress.flow.inputs import corner_rows
+from mlinfn_compress.compress.ir import (
     Add,
     Cast,
     Clip,
@@ -39,8 +38,9 @@ from mlinfn_compress.ir import (
     Table,
     Upsample,
     Window,
+    golden,
 )
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
 from mlinfn_compress.sim.ghdl import simulate
 from mlinfn_compress.sim.hls_csim import parse_cpp_type, precision_differences, run_csim, written_precisions
 

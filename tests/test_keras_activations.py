@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from keras_check import check, ops, randomise
 
-from mlinfn_compress.fixed import FixedType
-from mlinfn_compress.ir import Clip, LeakyRelu, Linear, Table
+from mlinfn_compress.compress.fixed import FixedType
+from mlinfn_compress.compress.ir import Clip, LeakyRelu, Linear, Table
 
 
 def k() -> Any:

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from keras_check import NARROW_INPUT, randomise
 
-from mlinfn_compress import golden
 from mlinfn_compress.cli import main
-from mlinfn_compress.data import Dataset
-from mlinfn_compress.fixed import quantize, to_float
-from mlinfn_compress.frontends import load_model
-from mlinfn_compress.keras_qat import quantised_copy
-from mlinfn_compress.keras_training import logits, prune_finetune, qat_finetune
-from mlinfn_compress.quantise import QuantConfig, quantise
+from mlinfn_compress.compress.fixed import quantize, to_float
+from mlinfn_compress.compress.flow.data import Dataset
+from mlinfn_compress.compress.frameworks import load_model
+from mlinfn_compress.compress.frameworks.keras.qat import quantised_copy
+from mlinfn_compress.compress.frameworks.keras.training import logits, prune_finetune, qat_finetune
+from mlinfn_compress.compress.ir import golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, quantise
 
 
 def k() -> Any:

@@ -12,12 +12,11 @@ import pytest
 from conftest import report
 from keras_check import check, ops, randomise, save
 
-from mlinfn_compress import golden
-from mlinfn_compress.batchnorm import fold_batchnorm
 from mlinfn_compress.cli import main
-from mlinfn_compress.fixed import FixedType, to_float
-from mlinfn_compress.frontends import load_model
-from mlinfn_compress.ir import Add, Graph, Linear
+from mlinfn_compress.compress.fixed import FixedType, to_float
+from mlinfn_compress.compress.frameworks import load_model
+from mlinfn_compress.compress.ir import Add, Graph, Linear, golden
+from mlinfn_compress.compress.passes.batchnorm import fold_batchnorm
 
 
 def k() -> Any:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from keras_check import check, ops, randomise
 
-from mlinfn_compress.ir import Linear, Pool
+from mlinfn_compress.compress.ir import Linear, Pool
 
 MODES = {"Max": "max", "Average": "avg"}
 

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlinfn_compress import golden
-from mlinfn_compress.data import Dataset
-from mlinfn_compress.fixed import quantize, to_float
-from mlinfn_compress.frontends import load_model
-from mlinfn_compress.keras_training import evaluate, layer_sparsities, prune_finetune, qat_finetune
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.compress.fixed import quantize, to_float
+from mlinfn_compress.compress.flow.data import Dataset
+from mlinfn_compress.compress.frameworks import load_model
+from mlinfn_compress.compress.frameworks.keras.training import evaluate, layer_sparsities, prune_finetune, qat_finetune
+from mlinfn_compress.compress.ir import golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
 
 SPARSITY = 0.7
 PRUNE_EPOCHS = 8
@@ -144,7 +144,7 @@ def test_qat_keeps_masks_and_accuracy(
 
 
 def test_qat_model_verifies_bit_exact(digits: Dataset, qat: tuple[Any, list[str]], tmp_path: Path) -> None:
-    from mlinfn_compress.twins.keras import build_twin, twin_logits
+    from mlinfn_compress.compress.frameworks.keras.twin import build_twin, twin_logits
 
     path = tmp_path / "qat.h5"
     qat[0].save(path, include_optimizer=False)

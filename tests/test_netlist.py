@@ -16,14 +16,13 @@ import numpy as np
 import pytest
 from conftest import make_graph, make_node
 
-from mlinfn_compress import golden
-from mlinfn_compress.backends import netlist as netlist_mod
-from mlinfn_compress.backends.netlist import ghdl_netlist, repair
-from mlinfn_compress.backends.netlist_sim import MIN_SAMPLES, check_netlist, netlist_vectors
 from mlinfn_compress.backends.vhdl import ArithOptions, VhdlDesign, render
-from mlinfn_compress.fixed import FixedType
-from mlinfn_compress.ir import Clip, Graph, Linear, Pool, Reshape, Window
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.compress.fixed import FixedType
+from mlinfn_compress.compress.ir import Clip, Graph, Linear, Pool, Reshape, Window, golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.sim.iverilog import MIN_SAMPLES, check_netlist, netlist_vectors
+from mlinfn_compress.synth import netlist as netlist_mod
+from mlinfn_compress.synth.netlist import ghdl_netlist, repair
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ghdl") is None or shutil.which("iverilog") is None, reason="GHDL or Icarus Verilog not installed"

@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 from conftest import make_graph, make_node
 
-from mlinfn_compress import golden
 from mlinfn_compress.backends.vhdl import ArithOptions, render
 from mlinfn_compress.backends.vhdl.adders import Kind
 from mlinfn_compress.backends.vhdl.lower import lower_linear
 from mlinfn_compress.backends.vhdl.schedule import REGISTER_NS, node_ns, schedule
-from mlinfn_compress.fixed import FixedType, bits_for_range
-from mlinfn_compress.ir import Graph
-from mlinfn_compress.quantise import accumulator_bounds
+from mlinfn_compress.compress.fixed import FixedType, bits_for_range
+from mlinfn_compress.compress.ir import Graph, golden
+from mlinfn_compress.compress.passes.quantise import accumulator_bounds
 from mlinfn_compress.sim.cocotb_runner import run_protocol_tests
 from mlinfn_compress.sim.ghdl import simulate
 

@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 from conftest import make_graph, make_node
 
-from mlinfn_compress.backends import pnr
-from mlinfn_compress.backends.netlist import ghdl_netlist
-from mlinfn_compress.backends.pnr import (
+from mlinfn_compress.backends.vhdl import VhdlDesign, render
+from mlinfn_compress.compress.fixed import FixedType
+from mlinfn_compress.compress.flow.report import timing_text
+from mlinfn_compress.synth import pnr
+from mlinfn_compress.synth.netlist import ghdl_netlist
+from mlinfn_compress.synth.pnr import (
     NO_DEVICE,
     ecp5_available,
     place_and_route,
@@ -21,9 +24,6 @@ from mlinfn_compress.backends.pnr import (
     wrapper_top,
     write_wrapper,
 )
-from mlinfn_compress.backends.vhdl import VhdlDesign, render
-from mlinfn_compress.fixed import FixedType
-from mlinfn_compress.report import timing_text
 
 pytestmark = pytest.mark.skipif(
     shutil.which("nextpnr-ice40") is None or shutil.which("yosys") is None, reason="nextpnr-ice40 or yosys missing"

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlinfn_compress.data import load_dataset
+from mlinfn_compress.compress.flow.data import load_dataset
+from mlinfn_compress.compress.passes.prune import magnitude_masks
 from mlinfn_compress.errors import UserError
-from mlinfn_compress.prune import magnitude_masks
 
 
 def test_layer_scope_prunes_each_layer_exactly() -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlinfn_compress import golden
-from mlinfn_compress.fixed import quantize
-from mlinfn_compress.ir import Graph, Linear
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.compress.fixed import quantize
+from mlinfn_compress.compress.ir import Graph, Linear, golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
 
 
 def test_a_bias_far_below_the_accumulator_step_gets_a_valid_type() -> None:

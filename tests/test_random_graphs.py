@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlinfn_compress.differential import BACKENDS, check_backends
-from mlinfn_compress.inputs import verification_inputs
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
-from mlinfn_compress.random_graphs import random_graph
+from mlinfn_compress.compress.flow.inputs import verification_inputs
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.testing.differential import BACKENDS, check_backends
+from mlinfn_compress.testing.random_graphs import random_graph
 
 EXAMPLES = int(os.environ.get("MLINFN_HYPOTHESIS_EXAMPLES", "12"))
 # an HLS example compiles an hls4ml project with g++ (tens of seconds): fewer of them
@@ -68,8 +68,8 @@ def test_random_graphs_are_reproducible() -> None:
 
 def test_the_differential_check_sees_a_wrong_constant(tmp_path: Path) -> None:
     """A graph whose stored integers disagree with its VHDL (changed after rendering) is caught."""
-    from mlinfn_compress import golden
     from mlinfn_compress.backends.vhdl import render
+    from mlinfn_compress.compress.ir import golden
     from mlinfn_compress.sim.ghdl import simulate
 
     g = random_graph(7)

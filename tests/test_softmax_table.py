@@ -13,20 +13,19 @@ import numpy as np
 import pytest
 from conftest import report, retype_hls
 
-from mlinfn_compress import golden
 from mlinfn_compress.backends.hls import render_hls
 from mlinfn_compress.backends.vhdl import render
 from mlinfn_compress.cli import main
+from mlinfn_compress.compress.fixed import FixedType, quantize, to_float
+from mlinfn_compress.compress.flow.inputs import corner_rows
+from mlinfn_compress.compress.flow.report import layer_rows
+from mlinfn_compress.compress.ir import Graph, IRError, Linear, Softmax, Table, golden
+from mlinfn_compress.compress.ir.softmax import exp_table, inv_table
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.compress.passes.softmax_table import apply_softmax_table
 from mlinfn_compress.errors import UserError
-from mlinfn_compress.fixed import FixedType, quantize, to_float
-from mlinfn_compress.inputs import corner_rows
-from mlinfn_compress.ir import Graph, IRError, Linear, Softmax, Table
-from mlinfn_compress.ir.softmax import exp_table, inv_table
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
-from mlinfn_compress.report import layer_rows
 from mlinfn_compress.sim.ghdl import simulate
 from mlinfn_compress.sim.hls_csim import precision_differences, run_csim
-from mlinfn_compress.softmax_table import apply_softmax_table
 
 HLS_TEMPLATES = Path(__import__("hls4ml").__file__).parent / "templates" / "vivado"
 F = FixedType

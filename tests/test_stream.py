@@ -15,16 +15,17 @@ import pytest
 from conftest import make_graph, make_node, report
 from stream_graphs import autoencoder_1d, conv, digits_cnn, pool, unet_graph
 
-from mlinfn_compress import golden
 from mlinfn_compress.backends.vhdl import VhdlDesign, choose_io, render
 from mlinfn_compress.backends.vhdl.architecture import PARALLEL_MAX_MULTIPLIERS, PARALLEL_MAX_VALUES
 from mlinfn_compress.backends.vhdl.design import TensorNames
 from mlinfn_compress.backends.vhdl.stream_plan import Fifo, Scan, plan
 from mlinfn_compress.backends.vhdl.stream_timing import Deadlock, run, size_fifos
 from mlinfn_compress.cli import build_parser, main
-from mlinfn_compress.errors import ToolFailed, UserError
-from mlinfn_compress.fixed import FixedType, quantize
-from mlinfn_compress.ir import (
+from mlinfn_compress.compress.fixed import FixedType, quantize
+from mlinfn_compress.compress.flow.progress import Progress
+from mlinfn_compress.compress.flow.run import verify_outdir
+from mlinfn_compress.compress.flow.verification import load_outdir, run_verification
+from mlinfn_compress.compress.ir import (
     Add,
     Cast,
     Clip,
@@ -40,13 +41,12 @@ from mlinfn_compress.ir import (
     Table,
     Upsample,
     Window,
+    golden,
 )
-from mlinfn_compress.pipeline import verify_outdir
-from mlinfn_compress.progress import Progress
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.errors import ToolFailed, UserError
 from mlinfn_compress.sim.cocotb_runner import run_protocol_tests
 from mlinfn_compress.sim.ghdl import STD, analyse, run_tool, simulate_design
-from mlinfn_compress.verification import load_outdir, run_verification
 
 
 def _graph(name: str, shape: tuple[int, ...], nodes: list[Node], **kw: object) -> Graph:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from conftest import report
 
-from mlinfn_compress.backends import netlist as netlist_mod
 from mlinfn_compress.cli import main
+from mlinfn_compress.synth import netlist as netlist_mod
 
 pytestmark = pytest.mark.skipif(
     any(shutil.which(t) is None for t in ("yosys", "iverilog", "nextpnr-ice40")), reason="synthesis tools missing"

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlinfn_compress import golden
 from mlinfn_compress.cli import main
-from mlinfn_compress.fixed import quantize, to_float
-from mlinfn_compress.frontends import load_model
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.compress.fixed import quantize, to_float
+from mlinfn_compress.compress.frameworks import load_model
+from mlinfn_compress.compress.ir import golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
 
 torch = pytest.importorskip("torch")
 
@@ -73,7 +73,7 @@ def brevitas_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def calibrated_state(file: Path, cls: str, shape: tuple[int, ...], tmp_path: Path, **kw: Any) -> Path:
     """A Brevitas model of ``cls`` with activation scales from runtime statistics, saved as a state_dict."""
-    from mlinfn_compress.frontends.torch.loading import import_model_class
+    from mlinfn_compress.compress.frameworks.torch.loading import import_model_class
 
     model = import_model_class(file, f"{file}:{cls}")(**kw)
     torch.manual_seed(3)

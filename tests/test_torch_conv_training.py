@@ -10,19 +10,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlinfn_compress import golden
 from mlinfn_compress.cli import main
-from mlinfn_compress.data import Dataset
-from mlinfn_compress.fixed import quantize, to_float
-from mlinfn_compress.quantise import QuantConfig, quantise
+from mlinfn_compress.compress.fixed import quantize, to_float
+from mlinfn_compress.compress.flow.data import Dataset
+from mlinfn_compress.compress.ir import golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, quantise
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("brevitas")
 nn = torch.nn
 F = torch.nn.functional
 
-from mlinfn_compress.frontends.torch import from_module  # noqa: E402
-from mlinfn_compress.torch_training import evaluate, prune_finetune, qat_finetune  # noqa: E402
+from mlinfn_compress.compress.frameworks.torch import from_module  # noqa: E402
+from mlinfn_compress.compress.frameworks.torch.training import evaluate, prune_finetune, qat_finetune  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlinfn_compress import golden
 from mlinfn_compress.cli import main
+from mlinfn_compress.compress.fixed import quantize, to_float
+from mlinfn_compress.compress.frameworks import load_model
+from mlinfn_compress.compress.ir import golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
 from mlinfn_compress.errors import UnsupportedLayer, UserError
-from mlinfn_compress.fixed import quantize, to_float
-from mlinfn_compress.frontends import load_model
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
 
 torch = pytest.importorskip("torch")
 nn = torch.nn

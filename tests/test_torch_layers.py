@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlinfn_compress import golden
 from mlinfn_compress.backends.vhdl import render
 from mlinfn_compress.cli import main
-from mlinfn_compress.fixed import quantize, to_float
-from mlinfn_compress.frontends import LoadedModel, load_model
-from mlinfn_compress.frontends.torch.translate import natural_order
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.compress.fixed import quantize, to_float
+from mlinfn_compress.compress.frameworks import LoadedModel, load_model
+from mlinfn_compress.compress.frameworks.torch.translate import natural_order
+from mlinfn_compress.compress.ir import golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
 from mlinfn_compress.sim.ghdl import simulate
 
 torch = pytest.importorskip("torch")

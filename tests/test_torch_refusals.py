@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from mlinfn_compress.cli import main
+from mlinfn_compress.compress.frameworks import load_model
 from mlinfn_compress.errors import UnsupportedLayer, UserError
-from mlinfn_compress.frontends import load_model
 
 torch = pytest.importorskip("torch")
 nn = torch.nn

@@ -9,18 +9,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlinfn_compress import golden
-from mlinfn_compress.data import Dataset
-from mlinfn_compress.fixed import quantize, to_float
-from mlinfn_compress.frontends.torch import from_module
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.compress.fixed import quantize, to_float
+from mlinfn_compress.compress.flow.data import Dataset
+from mlinfn_compress.compress.frameworks.torch import from_module
+from mlinfn_compress.compress.ir import golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("brevitas")
 nn = torch.nn
 F = torch.nn.functional
 
-from mlinfn_compress.torch_training import (  # noqa: E402
+from mlinfn_compress.compress.frameworks.torch.training import (  # noqa: E402
     evaluate,
     logits,
     prune_finetune,

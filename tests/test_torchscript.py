@@ -14,8 +14,8 @@ from torch import nn
 
 import mlinfn_compress as mc
 from mlinfn_compress.cli import main
+from mlinfn_compress.compress.frameworks import load_model
 from mlinfn_compress.errors import UnsupportedLayer
-from mlinfn_compress.frontends import load_model
 
 
 class ReluBlock(nn.Module):

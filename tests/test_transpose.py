@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlinfn_compress.differential import BACKENDS, check_backends
+from mlinfn_compress.compress.flow.inputs import verification_inputs
+from mlinfn_compress.compress.ir import Graph, Linear, Reshape, Transpose
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
 from mlinfn_compress.errors import UserError
-from mlinfn_compress.inputs import verification_inputs
-from mlinfn_compress.ir import Graph, Linear, Reshape, Transpose
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.testing.differential import BACKENDS, check_backends
 
 
 @pytest.mark.slow

@@ -8,12 +8,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlinfn_compress import golden
-from mlinfn_compress.fixed import FixedType, quantize, to_float
-from mlinfn_compress.frontends import load_model
-from mlinfn_compress.ir import Graph
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
-from mlinfn_compress.twins.keras import build_twin, float64_backend, load_twin, save_twin, twin_logits
+from mlinfn_compress.compress.fixed import FixedType, quantize, to_float
+from mlinfn_compress.compress.frameworks import load_model
+from mlinfn_compress.compress.frameworks.keras.twin import (
+    build_twin,
+    float64_backend,
+    load_twin,
+    save_twin,
+    twin_logits,
+)
+from mlinfn_compress.compress.ir import Graph, golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
 
 
 def quantised_graph(path: Path, weight_bits: int, act_bits: int) -> Graph:
@@ -146,7 +151,7 @@ def test_quantized_bits_in_float64_rounds_half_even_and_saturates() -> None:
     """What the twin rests on: QKeras's quantiser equals fixed.quantize exactly in float64."""
     import tensorflow as tf
 
-    from mlinfn_compress.twins.keras import _bits
+    from mlinfn_compress.compress.frameworks.keras.twin import _bits
 
     rng = np.random.default_rng(0)
     for t in (FixedType(16, 6, True, "RND_CONV", "SAT"), FixedType(30, 20, False, "RND_CONV", "SAT")):

@@ -12,17 +12,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlinfn_compress import golden
-from mlinfn_compress.fixed import FixedType, quantize, to_float
-from mlinfn_compress.frontends import load_model
-from mlinfn_compress.ir import Graph
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.compress.fixed import FixedType, quantize, to_float
+from mlinfn_compress.compress.frameworks import load_model
+from mlinfn_compress.compress.ir import Graph, golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("brevitas")
 nn = torch.nn
 
-from mlinfn_compress.twins.torch import load_twin, save_twin, twin_layers, twin_logits  # noqa: E402
+from mlinfn_compress.compress.frameworks.torch.twin import load_twin, save_twin, twin_layers, twin_logits  # noqa: E402
 
 BREVITAS_NET = """
 import torch.nn as nn

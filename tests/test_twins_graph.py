@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from test_dataflow_graph import C, H, W, every_op_graph
 
-from mlinfn_compress import golden
-from mlinfn_compress.fixed import FixedType, quantize, to_float
-from mlinfn_compress.inputs import corner_rows
-from mlinfn_compress.ir import (
+from mlinfn_compress.compress.fixed import FixedType, quantize, to_float
+from mlinfn_compress.compress.flow.inputs import corner_rows
+from mlinfn_compress.compress.ir import (
     Add,
     Cast,
     Clip,
@@ -28,15 +27,16 @@ from mlinfn_compress.ir import (
     Table,
     Upsample,
     Window,
+    golden,
 )
-from mlinfn_compress.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("brevitas")
 pytest.importorskip("qkeras")
 
-from mlinfn_compress.twins import keras as twin_keras  # noqa: E402
-from mlinfn_compress.twins import torch as twin_torch  # noqa: E402
+from mlinfn_compress.compress.frameworks.keras import twin as twin_keras  # noqa: E402
+from mlinfn_compress.compress.frameworks.torch import twin as twin_torch  # noqa: E402
 
 SAMPLES = 300
 

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from conftest import make_graph, make_node
 
-from mlinfn_compress import golden
 from mlinfn_compress.backends.vhdl import render
-from mlinfn_compress.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedType
-from mlinfn_compress.ir import Graph
+from mlinfn_compress.compress.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedType
+from mlinfn_compress.compress.ir import Graph, golden
 from mlinfn_compress.sim.ghdl import simulate
 
 IN_T = FixedType(8, 4, True)  # every integer -128..127, 4 fractional bits

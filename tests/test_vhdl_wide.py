@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 from conftest import make_graph, make_node
 
-from mlinfn_compress import golden
 from mlinfn_compress.backends.vhdl import VHDL_INT_MAX, ArithOptions, render
-from mlinfn_compress.fixed import ROUNDING_MODES, FixedType, requantize
-from mlinfn_compress.ir import Graph
-from mlinfn_compress.quantise import QuantConfig, accumulator_bounds, quantise
+from mlinfn_compress.compress.fixed import ROUNDING_MODES, FixedType, requantize
+from mlinfn_compress.compress.ir import Graph, golden
+from mlinfn_compress.compress.passes.quantise import QuantConfig, accumulator_bounds, quantise
 from mlinfn_compress.sim.ghdl import simulate
 
 pytestmark = pytest.mark.skipif(shutil.which("ghdl") is None, reason="GHDL not installed")

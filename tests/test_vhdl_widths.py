@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 from conftest import make_graph, make_node, report
 
-from mlinfn_compress import golden
 from mlinfn_compress.backends.vhdl import ArithOptions, render
 from mlinfn_compress.cli import main
+from mlinfn_compress.compress.fixed import FixedType
+from mlinfn_compress.compress.ir import Graph, golden
+from mlinfn_compress.compress.passes.quantise import accumulator_bounds
 from mlinfn_compress.errors import UserError
-from mlinfn_compress.fixed import FixedType
-from mlinfn_compress.ir import Graph
-from mlinfn_compress.quantise import accumulator_bounds
 from mlinfn_compress.sim.ghdl import simulate
 
 pytestmark = pytest.mark.skipif(shutil.which("ghdl") is None, reason="GHDL not installed")
@@ -108,7 +107,7 @@ def test_the_naive_rendering_refuses_wide_results_with_a_clear_message(tmp_path:
 
 
 def test_unsupported_wide_entities_say_so(tmp_path: Path) -> None:
-    from mlinfn_compress.ir import LeakyRelu
+    from mlinfn_compress.compress.ir import LeakyRelu
 
     node = LeakyRelu(name="leaky", inputs=["input"], shape=(N_IN,), alpha=0.25)
     node.alpha_type, node.alpha_int = FixedType(4, 0, True), 4

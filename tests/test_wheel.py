@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,17 +20,13 @@ BUILD_LEFTOVERS = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__"
 
 def source_files() -> set[str]:
     """Every module and template of the source tree, as its path inside the wheel."""
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    folders = {pkg: ROOT / folder for pkg, folder in config.get("package-dir", {}).items() if pkg}
-    found: set[str] = set()
-    for pkg, folder in folders.items():
-        inner = [f for other, f in folders.items() if other != pkg and other.startswith(pkg + ".")]
-        for pattern in PACKAGE_FILES:
-            for path in folder.rglob(pattern):
-                if "__pycache__" in path.parts or any(path.is_relative_to(f) for f in inner):
-                    continue
-                found.add(pkg.replace(".", "/") + "/" + path.relative_to(folder).as_posix())
-    return found
+    src = ROOT / "src"
+    return {
+        path.relative_to(src).as_posix()
+        for pattern in PACKAGE_FILES
+        for path in (src / "mlinfn_compress").rglob(pattern)
+        if "__pycache__" not in path.parts
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +49,10 @@ def test_the_wheel_holds_every_module_and_template(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = source_files()
     # the check covers the subpackages a hand-kept list once dropped, and the templates
-    assert "mlinfn_compress/frontends/keras/translate.py" in expected
-    assert "mlinfn_compress/frontends/torch/trace.py" in expected
-    assert "mlinfn_compress/vhdl_templates/top.vhd.j2" in expected
+    assert "mlinfn_compress/compress/frameworks/keras/translate.py" in expected
+    assert "mlinfn_compress/compress/frameworks/torch/trace.py" in expected
+    assert "mlinfn_compress/backends/vhdl/templates/top.vhd.j2" in expected
+    assert "mlinfn_compress/compress/flow/templates/report.html.j2" in expected
     missing = sorted(expected - names)
     assert not missing, f"the wheel lacks {len(missing)} files of the source tree: {missing[:20]}"
 

@@ -41,7 +41,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 import mlinfn_compress as mc
 from mlinfn_compress import datasets
-from mlinfn_compress.fixed import FixedType, quantize, to_float
+from mlinfn_compress.compress.fixed import FixedType, quantize, to_float
 
 keras = mc.tf_keras()  # the tf_keras module (Keras 2 objects, as QKeras needs), TensorFlow started quietly
 import tensorflow as tf  # started by the line above

@@ -1,0 +1,1 @@
+"""``--target bondmachine``: the quantised network in the model JSON of BondMachine's ``neuralbond``."""

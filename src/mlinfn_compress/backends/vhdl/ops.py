@@ -1,0 +1,305 @@
+"""Per-node entities of the dataflow architecture: element-wise operations, pooling, data movement.
+
+Each renderer returns the entity's VHDL and its latency in clock cycles
+(0 for wiring, 1 for a registered stage).  Index tables computed here from
+the IR's own window and movement definitions tell the VHDL which input
+element every output reads, so the hardware and the golden model share one
+definition of every window, padding and copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from mlinfn_compress.backends.vhdl.design import int_table
+from mlinfn_compress.backends.vhdl.requant import (
+    check_int,
+    fits_int,
+    requant_spec,
+    signed_bits,
+    signed_literal,
+    type_fits_int,
+    wide_requant_spec,
+)
+from mlinfn_compress.compress.fixed import FixedType, bits_for_range
+from mlinfn_compress.compress.ir import (
+    Add,
+    Cast,
+    Clip,
+    Concat,
+    Graph,
+    LeakyRelu,
+    Linear,
+    Node,
+    Pool,
+    Shape,
+    Softmax,
+    Table,
+    patches,
+)
+from mlinfn_compress.compress.ir.elementwise import const_int
+from mlinfn_compress.compress.ir.movement import _Move
+from mlinfn_compress.errors import UserError
+
+
+@dataclass
+class Rendered:
+    text: str
+    latency: int
+
+
+def linear_sources(graph: Graph, node: Linear) -> tuple[int, list[int]]:
+    """(positions, table): for every position and matrix input, the flat input index it reads (-1: padding)."""
+    shape = graph.shape_of(node.inputs[0])
+    idx = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(1, *shape) + 1
+    rows = node.rows(idx, 0) - 1
+    table = rows.reshape(-1).tolist()
+    return len(table) // node.n_in, table
+
+
+def pool_sources(graph: Graph, node: Pool) -> tuple[int, int, list[int], list[int]]:
+    """(positions, taps, table of flat spatial input indices or -1, divisor per position)."""
+    shape = graph.shape_of(node.inputs[0])
+    assert node.window is not None
+    spatial = shape[:-1]
+    idx = np.arange(int(np.prod(spatial)), dtype=np.int64).reshape(1, *spatial, 1) + 1
+    p = patches(idx, node.window, 0)[..., 0] - 1  # (1, *out_spatial, taps)
+    taps = node.window.taps
+    table = p.reshape(-1).tolist()
+    return len(table) // taps, taps, table, [int(d) for d in np.ravel(node.divisors(shape))]
+
+
+def _ctx(base: dict[str, Any], node: Node, n: int, describe: list[str]) -> dict[str, Any]:
+    return dict(base, node=node, n=n, describe=describe, requants=[], variables=[], body=[], table=None)
+
+
+def render_elementwise(
+    env: jinja2.Environment, graph: Graph, node: Node, base: dict[str, Any], n: int | None = None
+) -> Rendered:
+    """Clip, cast, leaky relu, lookup table and add: one function per element, one register stage.
+
+    ``n``: how many elements the entity takes (default: the whole tensor; a stream: one pixel).
+    """
+    res = node.result_type
+    assert res is not None
+    types = graph.in_types(node)
+    x_t = types[0]
+    ctx = _ctx(base, node, node.size if n is None else n, [f"input {', '.join(map(str, types))}, result {res}."])
+    body: list[str] = ctx["body"]
+    where = f"layer '{node.name}' ({node.kind})"
+    if isinstance(node, Cast):
+        ctx["requants"].append(requant_spec(x_t.frac, x_t.min_int, x_t.max_int, res))
+        body.append("y(i) <= requant(x(i));")
+    elif isinstance(node, Clip):
+        _clip(ctx, node, x_t)
+    elif isinstance(node, LeakyRelu):
+        assert node.alpha_type is not None and node.alpha_int is not None
+        fa, a = node.alpha_type.frac, int(node.alpha_int)
+        ends = [x_t.max_int << fa, x_t.min_int << fa, x_t.min_int * a, x_t.max_int * a, 0]
+        check_int(max(abs(e) for e in ends), where)
+        ctx["variables"].append("v : integer")
+        body += [
+            f"if x(i) >= 0 then v := x(i){f' * {2**fa}' if fa else ''}; else v := x(i) * {a}; end if;",
+            "y(i) <= requant(v);",
+        ]
+        lo = min(0, x_t.min_int * a) if a >= 0 else min(0, x_t.max_int * a)
+        ctx["requants"].append(requant_spec(x_t.frac + fa, lo, max(ends), res))
+        ctx["describe"].append(f"alpha = {a} * 2^-{fa} ({node.alpha_type})")
+    elif isinstance(node, Table):
+        assert node.index_type is not None and node.table_int is not None
+        check_int(max(abs(res.min_int), abs(res.max_int)), where)
+        idx_t = node.index_type
+        ctx["requants"].append(requant_spec(x_t.frac, x_t.min_int, x_t.max_int, idx_t, fn="to_index"))
+        body.append(f"y(i) <= LUT(to_index(x(i)) - ({idx_t.min_int}));")
+        ctx["table"] = [int(v) for v in node.table_int]
+        ctx["table_text"] = int_table(ctx["table"], 16)
+        ctx["describe"].append(f"{node.function} table of {len(ctx['table'])} entries indexed by {idx_t}")
+    elif isinstance(node, Add):
+        frac = max(t.frac for t in types)
+        terms, lo, hi, mag = [], 0, 0, 0
+        for k, t in enumerate(types):
+            s = frac - t.frac
+            terms.append(f"x{k}(i){f' * {2**s}' if s else ''}")
+            lo, hi = lo + (t.min_int << s), hi + (t.max_int << s)
+            mag += max(abs(t.min_int), abs(t.max_int)) << s
+        check_int(mag, where)
+        body.append(f"y(i) <= requant({' + '.join(terms)});")
+        ctx["requants"].append(requant_spec(frac, lo, hi, res))
+    else:
+        raise UserError(f"{where} has no VHDL implementation")
+    return Rendered(env.get_template("elementwise.vhd.j2").render(ctx), 1)
+
+
+def _clip(ctx: dict[str, Any], node: Clip, x_t: FixedType) -> None:
+    """``v := x << s``, clamped to the bounds, then re-quantised; in integers, or numeric_std where
+    the values are wider."""
+    lo, hi, frac = node.bounds_int(x_t)
+    s = frac - x_t.frac
+    bounds = [const_int(v, frac) if v is not None else None for v in (node.lo, node.hi)]
+    rq = requant_spec(frac, lo, hi, node.result_type)  # type: ignore[arg-type]
+    v_lo, v_hi = x_t.min_int << s, x_t.max_int << s
+    body = ctx["body"]
+    if fits_int(v_lo, v_hi) and all(b is None or fits_int(b, b) for b in bounds):
+        ctx["variables"].append("v : integer")
+        body.append(f"v := x(i){f' * {2**s}' if s else ''};")
+        lit = str
+        call = "requant(v)"
+    else:
+        w = max(signed_bits(v_lo, v_hi), *(signed_bits(b, b) for b in bounds if b is not None))
+        ctx["variables"].append(f"v : signed({w - 1} downto 0)")
+        x = f"resize(x(i), {w})" if not type_fits_int(x_t) else f"to_signed(x(i), {w})"
+        body.append(f"v := {f'shift_left({x}, {s})' if s else x};")
+
+        def lit(b: int) -> str:
+            return signed_literal(b, w)
+
+        call = "requant(v)" if rq["wide"] else "requant(to_integer(v))"
+    for b, cmp in zip(bounds, ("<", ">"), strict=True):
+        if b is not None:
+            body.append(f"if v {cmp} {lit(b)} then v := {lit(b)}; end if;")
+    body.append(f"y(i) <= {call};")
+    ctx["requants"].append(rq)
+    ctx["describe"].append(f"clip to [{node.lo}, {node.hi}], then re-quantise")
+
+
+def pool_requant(graph: Graph, node: Pool, taps: int) -> tuple[int, dict[str, Any]]:
+    """(extra, requant): the left shift that puts an input on the average's accumulator grid (0 for
+    max) and the re-quantisation of the pooled value, for windows of ``taps`` cells."""
+    x_t = graph.in_type(node)
+    res = node.result_type
+    assert res is not None
+    if node.mode != "avg":
+        check_int(max(abs(x_t.min_int), abs(x_t.max_int)), f"layer '{node.name}' ({node.kind})")
+        return 0, requant_spec(x_t.frac, x_t.min_int, x_t.max_int, res)
+    acc = node.accum_type
+    assert acc is not None
+    extra = acc.frac - x_t.frac
+    bound = max(abs(x_t.min_int), abs(x_t.max_int)) * taps << extra
+    check_int(bound, f"layer '{node.name}' ({node.kind})")
+    lo, hi = (x_t.min_int * taps) << extra, (x_t.max_int * taps) << extra
+    return extra, requant_spec(acc.frac, min(lo, 0), max(hi, 0), res)
+
+
+def render_pool(
+    env: jinja2.Environment, graph: Graph, node: Pool, base: dict[str, Any], window_only: bool = False
+) -> Rendered:
+    """Every position of the pooling at once; ``window_only``: one window (taps x channels) on ``x``,
+    padding already filled in, and the divisor of an average on port ``d`` where it varies."""
+    assert node.window is not None
+    positions, taps, src, div = pool_sources(graph, node)
+    if window_only:
+        positions, src, div = 1, list(range(taps)), div[:1] if len(set(div)) == 1 else []
+    channels = graph.shape_of(node.inputs[0])[-1]
+    ctx = dict(base, node=node, positions=positions, taps=taps, channels=channels, window=node.window)
+    ctx["src_table"] = int_table(src)
+    extra, rq = pool_requant(graph, node, taps)
+    ctx.update(extra=extra, rq=rq, div_table=int_table(div) if div else None, lowest=graph.in_type(node).min_int)
+    return Rendered(env.get_template("pool.vhd.j2").render(ctx), 1)
+
+
+def render_move(env: jinja2.Environment, graph: Graph, node: _Move, base: dict[str, Any]) -> Rendered:
+    if graph.in_type(node) != node.result_type:
+        raise UserError(f"layer '{node.name}' ({node.kind}): data movement must keep its input's type")
+    src = node.source_index(graph.shape_of(node.inputs[0])).tolist()
+    zero = "0" if type_fits_int(node.result_type) else "(others => '0')"
+    ctx = dict(base, node=node, n_out=node.size, src_table=int_table(src), padded=min(src, default=0) < 0, zero=zero)
+    return Rendered(env.get_template("move.vhd.j2").render(ctx), 0)
+
+
+def render_concat(
+    env: jinja2.Environment, graph: Graph, node: Concat, base: dict[str, Any], shapes: list[Shape] | None = None
+) -> Rendered:
+    """The concatenation of the input tensors (or of tensors of ``shapes``: a stream's pixels)."""
+    res = node.result_type
+    assert res is not None
+    types = graph.in_types(node)
+    shapes = graph.in_shapes(node) if shapes is None else shapes
+    which = [np.full((1, *s), k, dtype=np.int64) for k, s in enumerate(shapes)]
+    index = [np.arange(int(np.prod(s)), dtype=np.int64).reshape(1, *s) for s in shapes]
+    axis = 1 + (node.axis if node.axis >= 0 else len(shapes[0]) + node.axis)
+    from_input = np.concatenate(which, axis=axis).ravel().tolist()
+    from_index = np.concatenate(index, axis=axis).ravel().tolist()
+    registered = any(t != res for t in types)
+    requants = [requant_spec(t.frac, t.min_int, t.max_int, res, fn=f"requant_{k}") for k, t in enumerate(types)]
+    ctx = dict(
+        base,
+        node=node,
+        n_out=len(from_input),
+        registered=registered,
+        requants=requants if registered else [],
+        from_input=int_table(from_input),
+        from_index=int_table(from_index),
+    )
+    return Rendered(env.get_template("concat.vhd.j2").render(ctx), 1 if registered else 0)
+
+
+def _top_bits(value: str, t: FixedType, bits: int) -> str:
+    """A VHDL expression of the top ``bits`` of ``value``'s raw two's-complement pattern in type ``t``."""
+    raw = value if not t.signed else f"({value}) mod {2**t.width}"
+    shift = t.width - bits
+    return f"({raw}) / {2**shift}" if shift else raw
+
+
+def sum_tree(leaves: list[str], lines: list[str]) -> str:
+    """Statements adding ``leaves`` in hls4ml's ``reduce`` order (each sum re-quantised by ``acc_add``)
+    into ``t(k)``; appends them to ``lines`` and returns the expression of the total."""
+    n = len(leaves)
+    if n == 1:
+        return leaves[0]
+    left = 1 << ((n - 1).bit_length() - 1) if n > 2 else 1
+    a, b = sum_tree(leaves[:left], lines), sum_tree(leaves[left:], lines)
+    lines.append(f"t({len(lines)}) := acc_add({a} + {b});")
+    return f"t({len(lines) - 1})"
+
+
+def render_softmax(env: jinja2.Environment, graph: Graph, node: Softmax, base: dict[str, Any]) -> Rendered:
+    """The lookup-table softmax: both tables as constants, the golden model's steps in one register stage."""
+    assert node.quantised and node.exp_table_int is not None and node.inv_table_int is not None
+    norm, exp_t, acc, inv_inp, inv_t = (node.inp_norm_type, node.exp_table_type, node.accum_type, node.inv_inp_type,
+                                        node.inv_table_type)  # fmt: skip
+    assert norm and exp_t and acc and inv_inp and inv_t and node.result_type
+    x_t = graph.in_type(node)
+    where = f"layer '{node.name}' (softmax)"
+    check_int(x_t.max_int - x_t.min_int, where)
+    exp_vals, inv_vals = [int(v) for v in node.exp_table_int], [int(v) for v in node.inv_table_int]
+    for v in exp_vals + inv_vals:
+        check_int(v, where)
+    n = node.shape[-1]
+    sums: list[str] = []
+    total = sum_tree([f"e({i})" for i in range(n)], sums)
+    e_w, inv_w = acc.width + 1, bits_for_range(min(min(inv_vals), -1), max(inv_vals))
+    requants = [
+        requant_spec(x_t.frac, 0, x_t.max_int - x_t.min_int, norm, fn="to_norm"),
+        requant_spec(exp_t.frac, min(exp_vals), max(exp_vals), acc, fn="to_acc"),
+        requant_spec(acc.frac, 2 * acc.min_int, 2 * acc.max_int, acc, fn="acc_add"),
+        requant_spec(acc.frac, acc.min_int, acc.max_int, inv_inp, fn="to_inv_inp"),
+    ]
+    lo = min(acc.min_int * v for v in (min(inv_vals), max(inv_vals)))
+    hi = max(acc.max_int * v for v in (min(inv_vals), max(inv_vals)))
+    out_rq = wide_requant_spec(acc.frac + inv_t.frac, lo, hi, node.result_type, e_w + inv_w, "to_result")
+    exp_bits, inv_bits = node.exp_table_size.bit_length() - 1, node.inv_table_size.bit_length() - 1
+    ctx = dict(
+        base,
+        node=node,
+        n=n,
+        outer=node.size // n,
+        requants=requants,
+        out_rq=out_rq,
+        exp_size=node.exp_table_size,
+        inv_size=node.inv_table_size,
+        exp_table=int_table(exp_vals, 16),
+        inv_table=int_table(inv_vals, 16),
+        exp_bits=exp_bits,
+        inv_bits=inv_bits,
+        exp_index=_top_bits(f"to_norm(m - x(k * {n} + i))", norm, exp_bits),
+        inv_index=_top_bits("s", inv_inp, inv_bits),
+        sums=sums,
+        total=total,
+        e_w=e_w,
+        inv_w=inv_w,
+    )
+    return Rendered(env.get_template("softmax.vhd.j2").render(ctx), 1)
