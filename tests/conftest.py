@@ -53,7 +53,7 @@ def import_example(name: str) -> Any:
         sys.path.remove(str(EXAMPLES))
 
 
-def _keras() -> Any:
+def keras() -> Any:
     import tf_keras
 
     return tf_keras
@@ -73,7 +73,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def float_mlp(models_dir: Path) -> Path:
     """A jet-tagger-shaped float MLP 16-64-32-32-5 (relu, softmax), 70% of weights zero."""
-    k = _keras()
+    k = keras()
     rng = np.random.default_rng(7)
     model = k.Sequential(
         [
@@ -98,7 +98,7 @@ def float_mlp(models_dir: Path) -> Path:
 
 
 def build_qkeras(rng: np.random.Generator) -> Any:
-    k = _keras()
+    k = keras()
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
     def q() -> Any:
@@ -138,7 +138,7 @@ def small_mlp(models_dir: Path) -> Callable[[str, float], Path]:
     """A factory of small float MLPs 8-6-3 with a given fraction of zero weights."""
 
     def make(name: str, zero_frac: float) -> Path:
-        k = _keras()
+        k = keras()
         rng = np.random.default_rng(3)
         model = k.Sequential([k.layers.Input((8,)), k.layers.Dense(6, activation="relu"), k.layers.Dense(3)], name=name)
         for layer in model.layers:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import _keras, report
+from conftest import report
 from torch import nn
 
 from mlinfn_compress.cli import main
@@ -50,7 +50,8 @@ def test_infinite_batch_norm_statistics_are_refused(tmp_path: Path, capsys: pyte
 def test_a_nan_keras_bias_and_batch_norm_variance_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    k = _keras()
+    import tf_keras as k
+
     model = k.Sequential([k.layers.Input((4,)), k.layers.Dense(3, name="fc"), k.layers.BatchNormalization(name="bn")])
     w, b = model.get_layer("fc").get_weights()
     model.get_layer("fc").set_weights([w, np.array([0.0, np.nan, np.nan])])
@@ -71,7 +72,7 @@ def test_a_nan_keras_bias_and_batch_norm_variance_are_refused(
 
 
 def test_a_nan_qkeras_kernel_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    k = _keras()
+    import tf_keras as k
     from qkeras import QDense, quantized_bits
 
     model = k.Sequential([k.layers.Input((4,)), QDense(2, kernel_quantizer=quantized_bits(6, 0, alpha=1), name="q")])
@@ -85,7 +86,8 @@ def test_a_nan_qkeras_kernel_is_refused(tmp_path: Path, capsys: pytest.CaptureFi
 
 @pytest.mark.slow
 def test_one_huge_weight_is_warned_about(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    k = _keras()
+    import tf_keras as k
+
     rng = np.random.default_rng(0)
     model = k.Sequential([k.layers.Input((6,)), k.layers.Dense(12, activation="relu", name="fc1"),
                           k.layers.Dense(4, activation="softmax", name="out")])  # fmt: skip

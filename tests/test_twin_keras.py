@@ -151,7 +151,7 @@ def test_quantized_bits_in_float64_rounds_half_even_and_saturates() -> None:
     """What the twin rests on: QKeras's quantiser equals fixed.quantize exactly in float64."""
     import tensorflow as tf
 
-    from mlinfn_compress.compress.frameworks.keras.twin import _bits
+    from mlinfn_compress.compress.frameworks.keras.twin import bits_quantizer
 
     rng = np.random.default_rng(0)
     for t in (FixedType(16, 6, True, "RND_CONV", "SAT"), FixedType(30, 20, False, "RND_CONV", "SAT")):
@@ -159,5 +159,5 @@ def test_quantized_bits_in_float64_rounds_half_even_and_saturates() -> None:
         x = np.concatenate([to_float(grid, t.frac + 1), rng.normal(0, 2.0 ** (t.integer + 1), 20000)])
         want = to_float(quantize(x, t), t.frac)
         with float64_backend():
-            got = _bits(t)(tf.constant(x, tf.float64)).numpy()
+            got = bits_quantizer(t)(tf.constant(x, tf.float64)).numpy()
         assert got.dtype == np.float64 and (got == want).all()

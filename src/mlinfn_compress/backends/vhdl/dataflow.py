@@ -32,7 +32,7 @@ from mlinfn_compress.backends.vhdl.ops import (
 from mlinfn_compress.backends.vhdl.requant import signed_bits, type_fits_int
 from mlinfn_compress.compress.fixed import FixedType
 from mlinfn_compress.compress.ir import INPUT, Cast, Clip, Concat, Graph, Linear, Node, Pool, Softmax
-from mlinfn_compress.compress.ir.movement import _Move
+from mlinfn_compress.compress.ir.movement import Movement
 
 
 def _render_node(
@@ -62,7 +62,7 @@ def _render_node(
         rendered, files, vectors, costs = _render_linear(env, graph, node, names, base, out, options, then)
     elif isinstance(node, Pool):
         rendered = render_pool(env, graph, node, base)
-    elif isinstance(node, _Move):
+    elif isinstance(node, Movement):
         rendered = render_move(env, graph, node, base)
     elif isinstance(node, Concat):
         rendered = render_concat(env, graph, node, base)

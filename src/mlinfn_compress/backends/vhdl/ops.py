@@ -42,7 +42,7 @@ from mlinfn_compress.compress.ir import (
     patches,
 )
 from mlinfn_compress.compress.ir.elementwise import const_int
-from mlinfn_compress.compress.ir.movement import _Move
+from mlinfn_compress.compress.ir.movement import Movement
 from mlinfn_compress.errors import UserError
 
 
@@ -201,7 +201,7 @@ def render_pool(
     return Rendered(env.get_template("pool.vhd.j2").render(ctx), 1)
 
 
-def render_move(env: jinja2.Environment, graph: Graph, node: _Move, base: dict[str, Any]) -> Rendered:
+def render_move(env: jinja2.Environment, graph: Graph, node: Movement, base: dict[str, Any]) -> Rendered:
     if graph.in_type(node) != node.result_type:
         raise UserError(f"layer '{node.name}' ({node.kind}): data movement must keep its input's type")
     src = node.source_index(graph.shape_of(node.inputs[0])).tolist()

@@ -24,7 +24,7 @@ from mlinfn_compress.backends.vhdl.ops import pool_requant, render_concat, rende
 from mlinfn_compress.backends.vhdl.stream_plan import Collect, Fifo, Fork, Plan, Scan, Unit, Wire, pixels, plan
 from mlinfn_compress.backends.vhdl.stream_timing import Deadlock, size_fifos, timing
 from mlinfn_compress.compress.ir import INPUT, Concat, Graph, Linear, Node, Pool
-from mlinfn_compress.compress.ir.movement import _Move
+from mlinfn_compress.compress.ir.movement import Movement
 from mlinfn_compress.errors import UserError
 
 
@@ -141,7 +141,7 @@ class _Renderer:
             unit.latency = rendered.latency
             mapping = [("x", "xw")] + ([("d", "dv")] if divisor else [])
             return {"entity": entity, "window_vec": win_vec, "ports": mapping}, divisor
-        if isinstance(node, _Move):
+        if isinstance(node, Movement):
             if graph.in_type(node) != node.result_type:
                 raise UserError(f"layer '{node.name}' ({node.kind}): data movement must keep its input's type")
             unit.latency = 0

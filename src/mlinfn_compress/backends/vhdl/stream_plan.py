@@ -45,7 +45,7 @@ from mlinfn_compress.compress.ir import (
     UniqueNames,
     Upsample,
 )
-from mlinfn_compress.compress.ir.movement import _Move
+from mlinfn_compress.compress.ir.movement import Movement
 from mlinfn_compress.errors import UserError
 
 OUTPUT = "output"  # the top level's output port, as a consumer
@@ -246,7 +246,7 @@ def _pixel_scan(node: Node, graph: Graph, name: str, ins: list[str], out: str) -
     return Scan(name, ins, [out], node=node, rows=Axis.plain(h), cols=Axis.plain(w))
 
 
-def _move_scan(node: _Move, graph: Graph, name: str, ins: list[str], out: str) -> Scan:
+def _move_scan(node: Movement, graph: Graph, name: str, ins: list[str], out: str) -> Scan:
     h, w = _spatial(node, graph)
     shape = graph.shape_of(node.inputs[0])
     if isinstance(node, Pad):
@@ -289,7 +289,7 @@ def node_unit(node: Node, graph: Graph, name: str, ins: list[str], out: str) -> 
         return Collect(name, ins, [out], node=node, c_in=c_in, c_out=c_out, block=math.lcm(c_in, c_out))
     if isinstance(node, Transpose):
         raise _refuse(node, "a transpose reorders whole images, which a pixel stream cannot do without a frame buffer")
-    if isinstance(node, _Move):
+    if isinstance(node, Movement):
         return _move_scan(node, graph, name, ins, out)
     if isinstance(node, Concat):
         ndim = len(node.shape)

@@ -16,7 +16,7 @@ from mlinfn_compress.compress.ir.node import IRError, Node, Op, Shape, register
 from mlinfn_compress.compress.ir.window import pad_spatial
 
 
-class _Move(Node):
+class Movement(Node):
     """A data-movement node on one input: the value type passes through unchanged."""
 
     def forward_float(self, xs: list[np.ndarray]) -> np.ndarray:
@@ -43,7 +43,7 @@ class _Move(Node):
 
 @register
 @dataclass(kw_only=True)
-class Reshape(_Move):
+class Reshape(Movement):
     """Flatten or reshape: the row-major order of the data is unchanged."""
 
     op = Op.RESHAPE
@@ -69,7 +69,7 @@ class Reshape(_Move):
 
 @register
 @dataclass(kw_only=True)
-class Pad(_Move):
+class Pad(Movement):
     """Zero padding (before, after) of each spatial axis (all axes but the last)."""
 
     op = Op.PAD
@@ -90,7 +90,7 @@ class Pad(_Move):
 
 @register
 @dataclass(kw_only=True)
-class Crop(_Move):
+class Crop(Movement):
     """Cropping (before, after) of each spatial axis."""
 
     op = Op.CROP
@@ -115,7 +115,7 @@ class Crop(_Move):
 
 @register
 @dataclass(kw_only=True)
-class Upsample(_Move):
+class Upsample(Movement):
     """Nearest-neighbour up-sampling: every element repeated ``factors[i]`` times along spatial axis i."""
 
     op = Op.UPSAMPLE
@@ -138,7 +138,7 @@ class Upsample(_Move):
 
 @register
 @dataclass(kw_only=True)
-class Transpose(_Move):
+class Transpose(Movement):
     """A permutation of the tensor's axes: output axis i is input axis ``axes[i]`` (batch axis excluded)."""
 
     op = Op.TRANSPOSE

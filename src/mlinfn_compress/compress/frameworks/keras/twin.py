@@ -106,7 +106,7 @@ def _fits(a: FixedType, b: FixedType, bits: int) -> bool:
     return max(a.integer, b.integer) + max(a.frac, b.frac) <= bits
 
 
-def _bits(t: FixedType, integer_shift: int = 0) -> Any:
+def bits_quantizer(t: FixedType, integer_shift: int = 0) -> Any:
     """``quantized_bits`` with the grid and range of ``t`` (``integer_shift`` widens the range)."""
     from qkeras import quantized_bits
 
@@ -128,7 +128,7 @@ def param_quantizer(t: FixedType) -> Any:
     widen = max(0, -qi)  # QKeras cannot take a negative integer part
     if t.width + widen - t.signed < 1:
         widen += 1
-    return _bits(FixedType(t.width, t.integer, t.signed, "RND_CONV", "SAT"), widen)
+    return bits_quantizer(FixedType(t.width, t.integer, t.signed, "RND_CONV", "SAT"), widen)
 
 
 def qkeras_expresses(rq: Requant) -> bool:
@@ -198,10 +198,10 @@ class _Builder:
             if not t.signed and rq.src is not None and _fits(rq.src.type(), t, FLOAT32_BITS):
                 q = quantized_relu(t.width, t.integer)  # computes in float32: exact here
             else:
-                q = _bits(t)
+                q = bits_quantizer(t)
             return QActivation(q, name=self.name(base), dtype="float64")
         # Unsigned with integer < 0: round on the same grid with integer 0, then clip at the maximum.
-        rounding = QActivation(_bits(t, -t.integer), name=self.name(base), dtype="float64")
+        rounding = QActivation(bits_quantizer(t, -t.integer), name=self.name(base), dtype="float64")
         top = self.layer("ReLU", base + "_max", max_value=value(t.max_int, t.frac))
         return lambda x: top(rounding(x))
 

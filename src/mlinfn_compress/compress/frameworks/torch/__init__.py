@@ -29,6 +29,7 @@ from mlinfn_compress.compress.frameworks.torch.trace import (
     SUPPORTED,
     Shape,
     Traced,
+    apply_call,
     fx_trace,
     input_shape,
     module_class,
@@ -168,13 +169,11 @@ def before_final(traced: Traced, model: Any) -> Callable[[Any], Any]:
         gm.graph.eliminate_dead_code()
         gm.recompile()
         return gm  # type: ignore[no-any-return]
-    from mlinfn_compress.compress.frameworks.torch.script import apply
-
     stop = traced.calls.index(last)
 
     def layers(x: Any) -> Any:
         for call in traced.calls[:stop]:
-            x = apply(call, x)
+            x = apply_call(call, x)
         return x
 
     return layers

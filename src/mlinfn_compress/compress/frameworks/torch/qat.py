@@ -110,12 +110,12 @@ def quantised_copy(model: Any, x: np.ndarray, weight_bits: int, act_bits: int) -
     import torch
 
     from mlinfn_compress.compress.frameworks.torch.trace import probe
-    from mlinfn_compress.compress.frameworks.torch.training import _dtype, traced
+    from mlinfn_compress.compress.frameworks.torch.trainable import dtype_of, trainable_trace
 
-    tr = traced(model)
+    tr = trainable_trace(model)
     calls = _chain(tr)
-    ranges = _ranges(tr.runner, x, _dtype(model))
-    shapes = probe(Path(type(model).__name__), tr, tuple(np.shape(x)[1:]), _dtype(model))
+    ranges = _ranges(tr.runner, x, dtype_of(model))
+    shapes = probe(Path(type(model).__name__), tr, tuple(np.shape(x)[1:]), dtype_of(model))
     for call in calls:
         if call.module is not None and type(call.module).__module__.startswith("brevitas"):
             raise ValueError(f"layer '{call.name}' ({call.cls}) is already quantised by Brevitas")
@@ -152,7 +152,7 @@ def quantised_copy(model: Any, x: np.ndarray, weight_bits: int, act_bits: int) -
             raise ValueError(f"layer '{call.name}' ({call.cls}) cannot be quantisation-aware trained; {QAT_LAYERS}")
         used.add(key)
         layers.append((key, layer))
-    return torch.nn.Sequential(OrderedDict(layers)).to(_dtype(model)).eval()
+    return torch.nn.Sequential(OrderedDict(layers)).to(dtype_of(model)).eval()
 
 
 def _max_pool(call: Any) -> Any:

@@ -21,6 +21,7 @@ from mlinfn_compress.compress.frameworks.torch.trace import (
     SUPPORTED,
     Call,
     Traced,
+    apply_call,
     module_class,
     module_kind,
 )
@@ -108,20 +109,6 @@ def _chain(path: Path, sm: Any, prefix: str = "") -> list[Call]:
     return calls
 
 
-def apply(call: Call, x: Any) -> Any:
-    """One call of a chain on ``x``: its module, or the function it names."""
-    import torch
-
-    if call.module is not None:
-        return call.module(x)
-    if call.kind == "softmax":
-        return torch.softmax(x, call.params.get("dim", 1))
-    if call.kind == "reshape":
-        return torch.flatten(x, call.params.get("start_dim", 0), call.params.get("end_dim", -1))
-    functions = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "identity": lambda v: v}
-    return functions[call.kind](x)
-
-
 def chain_module(calls: list[Call]) -> Any:
     """An nn.Module running ``calls`` in order (its layers are its children, so ``.double()`` reaches them)."""
     import torch
@@ -136,7 +123,7 @@ def chain_module(calls: list[Call]) -> Any:
 
         def forward(self, x: Any) -> Any:
             for call in self.steps:
-                x = apply(call, x)
+                x = apply_call(call, x)
             return x
 
     return ScriptChain().eval()

@@ -244,11 +244,9 @@ def probe(path: Path, traced: Traced, shape: Shape, dtype: Any) -> dict[str, Sha
             if traced.fx:
                 Recorder(traced.runner).run(x)
             else:
-                from mlinfn_compress.compress.frameworks.torch.script import apply
-
                 record(traced.input, x)
                 for call in traced.calls:
-                    x = apply(call, x)
+                    x = apply_call(call, x)
                     record(call.out, x)
     except UnsupportedLayer:
         raise
@@ -258,6 +256,20 @@ def probe(path: Path, traced: Traced, shape: Shape, dtype: Any) -> dict[str, Sha
             f"{short_error(e)}; give the input shape with --input-shape"
         ) from e
     return shapes
+
+
+def apply_call(call: Call, x: Any) -> Any:
+    """One call of a TorchScript chain on ``x``: its module, or the function it names."""
+    import torch
+
+    if call.module is not None:
+        return call.module(x)
+    if call.kind == "softmax":
+        return torch.softmax(x, call.params.get("dim", 1))
+    if call.kind == "reshape":
+        return torch.flatten(x, call.params.get("start_dim", 0), call.params.get("end_dim", -1))
+    functions = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "identity": lambda v: v}
+    return functions[call.kind](x)
 
 
 def input_shape(path: Path, traced: Traced, given: Shape | None, model: Any) -> Shape:

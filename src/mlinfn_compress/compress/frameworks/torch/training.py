@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlinfn_compress.compress.flow.data import Dataset
+from mlinfn_compress.compress.frameworks.torch.trainable import dtype_of, trainable_trace
 from mlinfn_compress.compress.passes.prune import check_target, prune_count
-from mlinfn_compress.errors import UserError
 
 if TYPE_CHECKING:
-    from mlinfn_compress.compress.frameworks.torch.trace import Traced
+    pass
 
 Progress = Callable[[str], None] | None
 BATCH_SIZE = 32
@@ -38,39 +37,14 @@ RAMP = 2 / 3  # fraction of the epochs over which the sparsity rises
 # ---- the model, traced as the frontend traces it ----
 
 
-def traced(model: Any) -> Traced:
-    """The model's calls (torch.fx); ValueError for a TorchScript model or a layer the frontend cannot read."""
-    import torch
-
-    from mlinfn_compress.compress.frameworks.torch import trace_model
-    from mlinfn_compress.compress.frameworks.torch.layers import HANDLERS
-    from mlinfn_compress.compress.frameworks.torch.translate import check_supported
-
-    if isinstance(model, torch.jit.ScriptModule):
-        raise ValueError("a TorchScript model cannot be fine-tuned; save the nn.Module itself (torch.save(model))")
-    name = Path(type(model).__name__)
-    try:
-        tr = trace_model(name, model)
-        check_supported(name, tr, HANDLERS)
-    except UserError as e:
-        raise ValueError(str(e).removeprefix(f"{name}: ")) from e
-    return tr
-
-
 def _logits_runner(model: Any) -> Callable[[Any], Any]:
     """A function computing the model's outputs before a final softmax or sigmoid (sharing its parameters)."""
     from mlinfn_compress.compress.frameworks.torch import before_final
 
-    return before_final(traced(model), model)
+    return before_final(trainable_trace(model), model)
 
 
 # ---- training ----
-
-
-def _dtype(model: Any) -> Any:
-    import torch
-
-    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
 def _train(
@@ -89,7 +63,7 @@ def _train(
 
     run = _logits_runner(model)
     classify = data.task == "classification"
-    x = torch.from_numpy(np.asarray(data.x_train, dtype=np.float64)).to(_dtype(model))
+    x = torch.from_numpy(np.asarray(data.x_train, dtype=np.float64)).to(dtype_of(model))
     y = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64 if classify else np.float64))
     y = y if classify else y.reshape(len(y), -1).to(x.dtype)
     loss_fn = torch.nn.CrossEntropyLoss() if classify else torch.nn.MSELoss()
@@ -176,7 +150,7 @@ def prune_finetune(
     from torch.nn.utils import prune
 
     check_target(sparsity, scope)
-    traced(model)  # a model that training can run and the frontend can read
+    trainable_trace(model)  # a model that training can run and the frontend can read
     model = copy.deepcopy(model)
     kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
     linears = {name: m for name, m in model.named_modules() if isinstance(m, kinds)}
@@ -256,7 +230,7 @@ def logits(model: Any, x: np.ndarray, batch: int = 4096) -> np.ndarray:
     outs = []
     with torch.no_grad():
         for start in range(0, len(x), batch):
-            y = run(torch.from_numpy(np.asarray(x[start : start + batch], dtype=np.float64)).to(_dtype(model)))
+            y = run(torch.from_numpy(np.asarray(x[start : start + batch], dtype=np.float64)).to(dtype_of(model)))
             outs.append(getattr(y, "value", y).detach().cpu().double().numpy())
     return np.concatenate(outs, axis=0) if outs else np.zeros((0, 0))
 
