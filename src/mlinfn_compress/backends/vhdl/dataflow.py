@@ -12,6 +12,8 @@ latency runs beside the data.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,47 @@ from mlinfn_compress.backends.vhdl.ops import (
 )
 from mlinfn_compress.backends.vhdl.requant import signed_bits, type_fits_int
 from mlinfn_compress.compress.fixed import FixedType
-from mlinfn_compress.compress.ir import INPUT, Cast, Clip, Concat, Graph, Linear, Node, Pool, Softmax
+from mlinfn_compress.compress.ir import (
+    INPUT,
+    Add,
+    Cast,
+    Clip,
+    Concat,
+    Graph,
+    LeakyRelu,
+    Linear,
+    Node,
+    Pool,
+    Softmax,
+    Table,
+)
+from mlinfn_compress.compress.ir.dispatch import OpTable
 from mlinfn_compress.compress.ir.movement import Movement
+
+Built = tuple[Rendered, list[Path], list[dict[str, Any]], dict[str, Any]]  # entity, its core's files, vectors, costs
+
+
+@dataclass
+class _Job:
+    """Everything the renderer of one node's entity reads."""
+
+    env: jinja2.Environment
+    graph: Graph
+    node: Node
+    names: TensorNames
+    base: dict[str, Any]
+    out: Path
+    options: ArithOptions
+    then: Clip | Cast | None
+
+
+def _entity(render: Callable[[jinja2.Environment, Graph, Any, dict[str, Any]], Rendered]) -> Callable[[_Job], Built]:
+    """A node that is one template's entity: no core, no vector types of its own, costs from its registers."""
+
+    def build(job: _Job) -> Built:
+        return render(job.env, job.graph, job.node, job.base), [], [], {}
+
+    return build
 
 
 def _render_node(
@@ -55,21 +96,8 @@ def _render_node(
     )
     entity = names.entity(node.name)
     base = dict(common, entity=entity, in_ports=ports, out_vec=names.vec((then or node).name))
-    files: list[Path] = []
-    vectors: list[dict[str, Any]] = []
-    costs: dict[str, Any] = {}
-    if isinstance(node, Linear):
-        rendered, files, vectors, costs = _render_linear(env, graph, node, names, base, out, options, then)
-    elif isinstance(node, Pool):
-        rendered = render_pool(env, graph, node, base)
-    elif isinstance(node, Movement):
-        rendered = render_move(env, graph, node, base)
-    elif isinstance(node, Concat):
-        rendered = render_concat(env, graph, node, base)
-    elif isinstance(node, Softmax):
-        rendered = render_softmax(env, graph, node, base)
-    else:
-        rendered = render_elementwise(env, graph, node, base)
+    job = _Job(env, graph, node, names, base, out, options, then)
+    rendered, files, vectors, costs = PARALLEL[node](job)
     path = out / f"{entity}.vhd"
     path.write_text(rendered.text)
     files.append(path)
@@ -79,17 +107,11 @@ def _render_node(
     return files, rendered.latency, vectors, costs
 
 
-def _render_linear(
-    env: jinja2.Environment,
-    graph: Graph,
-    node: Linear,
-    names: TensorNames,
-    base: dict[str, Any],
-    out: Path,
-    options: ArithOptions,
-    then: Clip | Cast | None,
-) -> tuple[Rendered, list[Path], list[dict[str, Any]], dict[str, Any]]:
+def _render_linear(job: _Job) -> Built:
     """The core of a Linear node and the entity that applies it at every window position."""
+    env, graph, node, names, base, out, options, then = (job.env, job.graph, job.node, job.names, job.base, job.out,
+                                                         job.options, job.then)  # fmt: skip
+    assert isinstance(node, Linear)
     entity = base["entity"]
     result = (then or node).name
     short = names.short[node.name]
@@ -127,6 +149,20 @@ def _render_linear(
     )
     rendered = Rendered(env.get_template("cmvm_apply.vhd.j2").render(ctx), built.latency)
     return rendered, [path], vectors, costs
+
+
+# op -> how the parallel design renders its entity
+PARALLEL: OpTable[Callable[[_Job], Built]] = OpTable(
+    "the parallel VHDL design (--io parallel)",
+    {
+        Linear: _render_linear,
+        Pool: _entity(render_pool),
+        Movement: _entity(render_move),
+        Concat: _entity(render_concat),
+        Softmax: _entity(render_softmax),
+        **dict.fromkeys((Cast, Clip, LeakyRelu, Table, Add), _entity(render_elementwise)),
+    },
+)
 
 
 def fused_pairs(graph: Graph, options: ArithOptions) -> dict[str, Clip | Cast]:

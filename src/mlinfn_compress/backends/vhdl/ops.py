@@ -9,6 +9,7 @@ definition of every window, padding and copy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ from mlinfn_compress.compress.ir import (
     Table,
     patches,
 )
+from mlinfn_compress.compress.ir.dispatch import OpTable
 from mlinfn_compress.compress.ir.elementwise import const_int
 from mlinfn_compress.compress.ir.movement import Movement
 from mlinfn_compress.errors import UserError
@@ -73,97 +75,109 @@ def pool_sources(graph: Graph, node: Pool) -> tuple[int, int, list[int], list[in
     return len(table) // taps, taps, table, [int(d) for d in np.ravel(node.divisors(shape))]
 
 
-def _ctx(base: dict[str, Any], node: Node, n: int, describe: list[str]) -> dict[str, Any]:
-    return dict(base, node=node, n=n, describe=describe, requants=[], variables=[], body=[], table=None)
-
-
 def render_elementwise(
     env: jinja2.Environment, graph: Graph, node: Node, base: dict[str, Any], n: int | None = None
 ) -> Rendered:
     """Clip, cast, leaky relu, lookup table and add: one function per element, one register stage.
 
-    ``n``: how many elements the entity takes (default: the whole tensor; a stream: one pixel).
+    ``n``: how many elements the entity takes (default: the whole tensor; a stream: one pixel).  The
+    op's statements are its template ``elementwise/<op>.vhd.j2``; its entry in ``ELEMENTWISE``
+    computes the data that template needs.
     """
     res = node.result_type
     assert res is not None
     types = graph.in_types(node)
-    x_t = types[0]
-    ctx = _ctx(base, node, node.size if n is None else n, [f"input {', '.join(map(str, types))}, result {res}."])
-    body: list[str] = ctx["body"]
-    where = f"layer '{node.name}' ({node.kind})"
-    if isinstance(node, Cast):
-        ctx["requants"].append(requant_spec(x_t.frac, x_t.min_int, x_t.max_int, res))
-        body.append("y(i) <= requant(x(i));")
-    elif isinstance(node, Clip):
-        _clip(ctx, node, x_t)
-    elif isinstance(node, LeakyRelu):
-        assert node.alpha_type is not None and node.alpha_int is not None
-        fa, a = node.alpha_type.frac, int(node.alpha_int)
-        ends = [x_t.max_int << fa, x_t.min_int << fa, x_t.min_int * a, x_t.max_int * a, 0]
-        check_int(max(abs(e) for e in ends), where)
-        ctx["variables"].append("v : integer")
-        body += [
-            f"if x(i) >= 0 then v := x(i){f' * {2**fa}' if fa else ''}; else v := x(i) * {a}; end if;",
-            "y(i) <= requant(v);",
-        ]
-        lo = min(0, x_t.min_int * a) if a >= 0 else min(0, x_t.max_int * a)
-        ctx["requants"].append(requant_spec(x_t.frac + fa, lo, max(ends), res))
-        ctx["describe"].append(f"alpha = {a} * 2^-{fa} ({node.alpha_type})")
-    elif isinstance(node, Table):
-        assert node.index_type is not None and node.table_int is not None
-        check_int(max(abs(res.min_int), abs(res.max_int)), where)
-        idx_t = node.index_type
-        ctx["requants"].append(requant_spec(x_t.frac, x_t.min_int, x_t.max_int, idx_t, fn="to_index"))
-        body.append(f"y(i) <= LUT(to_index(x(i)) - ({idx_t.min_int}));")
-        ctx["table"] = [int(v) for v in node.table_int]
-        ctx["table_text"] = int_table(ctx["table"], 16)
-        ctx["describe"].append(f"{node.function} table of {len(ctx['table'])} entries indexed by {idx_t}")
-    elif isinstance(node, Add):
-        frac = max(t.frac for t in types)
-        terms, lo, hi, mag = [], 0, 0, 0
-        for k, t in enumerate(types):
-            s = frac - t.frac
-            terms.append(f"x{k}(i){f' * {2**s}' if s else ''}")
-            lo, hi = lo + (t.min_int << s), hi + (t.max_int << s)
-            mag += max(abs(t.min_int), abs(t.max_int)) << s
-        check_int(mag, where)
-        body.append(f"y(i) <= requant({' + '.join(terms)});")
-        ctx["requants"].append(requant_spec(frac, lo, hi, res))
-    else:
-        raise UserError(f"{where} has no VHDL implementation")
+    describe = [f"input {', '.join(map(str, types))}, result {res}."]
+    op, data = ELEMENTWISE[node]
+    ctx = dict(base, node=node, n=node.size if n is None else n, describe=describe, requants=[], variable=None,
+               table=None, op=op)  # fmt: skip
+    data(ctx, node, types)
     return Rendered(env.get_template("elementwise.vhd.j2").render(ctx), 1)
 
 
-def _clip(ctx: dict[str, Any], node: Clip, x_t: FixedType) -> None:
+def _where(node: Node) -> str:
+    return f"layer '{node.name}' ({node.kind})"
+
+
+def _cast(ctx: dict[str, Any], node: Cast, types: list[FixedType]) -> None:
+    x_t, res = types[0], node.result_type
+    assert res is not None
+    ctx["requants"].append(requant_spec(x_t.frac, x_t.min_int, x_t.max_int, res))
+
+
+def _clip(ctx: dict[str, Any], node: Clip, types: list[FixedType]) -> None:
     """``v := x << s``, clamped to the bounds, then re-quantised; in integers, or numeric_std where
     the values are wider."""
+    x_t, res = types[0], node.result_type
+    assert res is not None
     lo, hi, frac = node.bounds_int(x_t)
     s = frac - x_t.frac
     bounds = [const_int(v, frac) if v is not None else None for v in (node.lo, node.hi)]
-    rq = requant_spec(frac, lo, hi, node.result_type)  # type: ignore[arg-type]
     v_lo, v_hi = x_t.min_int << s, x_t.max_int << s
-    body = ctx["body"]
-    if fits_int(v_lo, v_hi) and all(b is None or fits_int(b, b) for b in bounds):
-        ctx["variables"].append("v : integer")
-        body.append(f"v := x(i){f' * {2**s}' if s else ''};")
-        lit = str
-        call = "requant(v)"
-    else:
-        w = max(signed_bits(v_lo, v_hi), *(signed_bits(b, b) for b in bounds if b is not None))
-        ctx["variables"].append(f"v : signed({w - 1} downto 0)")
-        x = f"resize(x(i), {w})" if not type_fits_int(x_t) else f"to_signed(x(i), {w})"
-        body.append(f"v := {f'shift_left({x}, {s})' if s else x};")
-
-        def lit(b: int) -> str:
-            return signed_literal(b, w)
-
-        call = "requant(v)" if rq["wide"] else "requant(to_integer(v))"
-    for b, cmp in zip(bounds, ("<", ">"), strict=True):
-        if b is not None:
-            body.append(f"if v {cmp} {lit(b)} then v := {lit(b)}; end if;")
-    body.append(f"y(i) <= {call};")
-    ctx["requants"].append(rq)
+    width = 0
+    if not (fits_int(v_lo, v_hi) and all(b is None or fits_int(b, b) for b in bounds)):
+        width = max(signed_bits(v_lo, v_hi), *(signed_bits(b, b) for b in bounds if b is not None))
+    ctx.update(variable=f"signed({width - 1} downto 0)" if width else "integer", width=width,
+               x_fits=type_fits_int(x_t), shift=s)  # fmt: skip
+    ctx["bounds"] = [
+        {"compare": cmp, "literal": signed_literal(b, width) if width else str(b)}
+        for b, cmp in zip(bounds, ("<", ">"), strict=True)
+        if b is not None
+    ]
+    ctx["requants"].append(requant_spec(frac, lo, hi, res))
     ctx["describe"].append(f"clip to [{node.lo}, {node.hi}], then re-quantise")
+
+
+def _leaky_relu(ctx: dict[str, Any], node: LeakyRelu, types: list[FixedType]) -> None:
+    x_t, res = types[0], node.result_type
+    assert node.alpha_type is not None and node.alpha_int is not None and res is not None
+    fa, a = node.alpha_type.frac, int(node.alpha_int)
+    ends = [x_t.max_int << fa, x_t.min_int << fa, x_t.min_int * a, x_t.max_int * a, 0]
+    check_int(max(abs(e) for e in ends), _where(node))
+    ctx.update(variable="integer", alpha=a, alpha_frac=fa)
+    lo = min(0, x_t.min_int * a) if a >= 0 else min(0, x_t.max_int * a)
+    ctx["requants"].append(requant_spec(x_t.frac + fa, lo, max(ends), res))
+    ctx["describe"].append(f"alpha = {a} * 2^-{fa} ({node.alpha_type})")
+
+
+def _table(ctx: dict[str, Any], node: Table, types: list[FixedType]) -> None:
+    x_t, res = types[0], node.result_type
+    assert node.index_type is not None and node.table_int is not None and res is not None
+    check_int(max(abs(res.min_int), abs(res.max_int)), _where(node))
+    idx_t = node.index_type
+    ctx["requants"].append(requant_spec(x_t.frac, x_t.min_int, x_t.max_int, idx_t, fn="to_index"))
+    ctx["index_min"] = idx_t.min_int
+    ctx["table"] = [int(v) for v in node.table_int]
+    ctx["table_text"] = int_table(ctx["table"], 16)
+    ctx["describe"].append(f"{node.function} table of {len(ctx['table'])} entries indexed by {idx_t}")
+
+
+def _add(ctx: dict[str, Any], node: Add, types: list[FixedType]) -> None:
+    res = node.result_type
+    assert res is not None
+    frac = max(t.frac for t in types)
+    shifts, lo, hi, mag = [], 0, 0, 0
+    for t in types:
+        s = frac - t.frac
+        shifts.append(s)
+        lo, hi = lo + (t.min_int << s), hi + (t.max_int << s)
+        mag += max(abs(t.min_int), abs(t.max_int)) << s
+    check_int(mag, _where(node))
+    ctx["shifts"] = shifts
+    ctx["requants"].append(requant_spec(frac, lo, hi, res))
+
+
+# op -> (its statements' template in elementwise/, the function computing the data they need)
+ELEMENTWISE: OpTable[tuple[str, Callable[..., None]]] = OpTable(
+    "the VHDL element-wise entity",
+    {
+        Cast: ("cast", _cast),
+        Clip: ("clip", _clip),
+        LeakyRelu: ("leaky_relu", _leaky_relu),
+        Table: ("table", _table),
+        Add: ("add", _add),
+    },
+)
 
 
 def pool_requant(graph: Graph, node: Pool, taps: int) -> tuple[int, dict[str, Any]]:

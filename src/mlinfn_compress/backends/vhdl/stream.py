@@ -12,6 +12,8 @@ its handshakes (:mod:`.stream_timing`), which the textio bench measures again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,11 @@ import jinja2
 from mlinfn_compress._version import __version__
 from mlinfn_compress.backends.vhdl.cmvm import build_core
 from mlinfn_compress.backends.vhdl.design import ArithOptions, TensorNames, VhdlDesign, check_widths, template_env
-from mlinfn_compress.backends.vhdl.ops import pool_requant, render_concat, render_elementwise, render_pool
+from mlinfn_compress.backends.vhdl.ops import Rendered, pool_requant, render_concat, render_elementwise, render_pool
 from mlinfn_compress.backends.vhdl.stream_plan import Collect, Fifo, Fork, Plan, Scan, Unit, Wire, pixels, plan
 from mlinfn_compress.backends.vhdl.stream_timing import Deadlock, size_fifos, timing
-from mlinfn_compress.compress.ir import INPUT, Concat, Graph, Linear, Node, Pool
+from mlinfn_compress.compress.ir import INPUT, Add, Cast, Clip, Concat, Graph, LeakyRelu, Linear, Node, Pool, Table
+from mlinfn_compress.compress.ir.dispatch import OpTable
 from mlinfn_compress.compress.ir.movement import Movement
 from mlinfn_compress.errors import UserError
 
@@ -39,6 +42,16 @@ def _write(out: Path, entity: str, text: str) -> Path:
     path = out / f"{entity}.vhd"
     path.write_text(text)
     return path
+
+
+@dataclass
+class _Core:
+    """The scan whose core is being written, its entity's name, ports and description lines."""
+
+    unit: Scan
+    entity: str
+    ports: list[dict[str, str]]
+    describe: list[str]
 
 
 class _Renderer:
@@ -106,57 +119,80 @@ class _Renderer:
     ) -> tuple[dict[str, Any] | None, bool]:
         """Write the scan's core; (what the scan template needs to instantiate it, whether it takes
         a divisor).  Sets the unit's latency."""
-        node, graph, names = unit.node, self.graph, self.names
+        return SCAN_CORES[unit.node](self, _Core(unit, entity, ports, describe))
+
+    def _base(self, job: _Core) -> dict[str, Any]:
+        return dict(self.common, entity=job.entity, out_vec=self.names.pix(job.unit.node.name))
+
+    def _linear_core(self, job: _Core) -> tuple[dict[str, Any] | None, bool]:
+        node, unit, names = job.unit.node, job.unit, self.names
+        assert isinstance(node, Linear)
         short = names.short[node.name]
-        win_vec = f"{short}_win_vec"
-        in_elem = names.elem(node.inputs[0])
-        base = dict(self.common, entity=entity, out_vec=names.pix(node.name))
-        if isinstance(node, Linear):
-            if node.window is not None:
-                w = node.window
-                describe.append(f"Window {w.kernel}, strides {w.strides}, zero padding {w.pads} (line buffers).")
-            row_vec = f"{short}_row_vec"
-            self.vectors += [
-                {"vec": win_vec, "size": node.n_in, "elem": in_elem, "comment": f"{node.name}: one window"},
-                {"vec": row_vec, "alias": names.pix(node.name), "comment": f"{node.name}: one result row"},
-            ]
-            ctx = dict(base, in_ports=[{"port": "x", "vec": win_vec}], out_vec=row_vec)
-            core = build_core(self.env, graph, node, ctx, self.options)
-            unit.latency = core.latency
-            self.costs[node.name] = {"adders": core.adders, "multipliers": core.multipliers,
-                                     "register_bits": core.register_bits}  # fmt: skip
-            self.files.append(_write(self.out, entity, core.text))
-            return {"entity": entity, "window_vec": win_vec, "ports": [("x", "xw")]}, False
-        if isinstance(node, Pool):
-            taps = unit.kernel[0] * unit.kernel[1]
-            channels = pixels(graph.shape_of(node.inputs[0]))[1]
-            self.vectors.append(
-                {"vec": win_vec, "size": taps * channels, "elem": in_elem, "comment": f"{node.name}: one window"}
-            )
-            counts = {int(d) for d in node.divisors(graph.shape_of(node.inputs[0])).ravel()}
-            divisor = node.mode == "avg" and len(counts) > 1
-            in_ports = [{"port": "x", "vec": win_vec}] + ([{"port": "d", "vec": "integer"}] if divisor else [])
-            rendered = render_pool(self.env, graph, node, dict(base, in_ports=in_ports), window_only=True)
-            self.files.append(_write(self.out, entity, rendered.text))
-            unit.latency = rendered.latency
-            mapping = [("x", "xw")] + ([("d", "dv")] if divisor else [])
-            return {"entity": entity, "window_vec": win_vec, "ports": mapping}, divisor
-        if isinstance(node, Movement):
-            if graph.in_type(node) != node.result_type:
-                raise UserError(f"layer '{node.name}' ({node.kind}): data movement must keep its input's type")
-            unit.latency = 0
-            return None, False
-        in_ports = [{"port": p["core"], "vec": p["pix"]} for p in ports]
-        mapping = [(p["core"], f"{p['name']}_win(0)") for p in ports]
-        if isinstance(node, Concat):
-            shapes = [(pixels(s)[1],) for s in graph.in_shapes(node)]
-            rendered = render_concat(self.env, graph, node, dict(base, in_ports=in_ports), shapes=shapes)
-        else:
-            c = pixels(node.shape)[1]
-            rendered = render_elementwise(self.env, graph, node, dict(base, in_ports=in_ports), n=c)
-        self.files.append(_write(self.out, entity, rendered.text))
+        win_vec, row_vec = f"{short}_win_vec", f"{short}_row_vec"
+        if node.window is not None:
+            w = node.window
+            job.describe.append(f"Window {w.kernel}, strides {w.strides}, zero padding {w.pads} (line buffers).")
+        self.vectors += [
+            {
+                "vec": win_vec,
+                "size": node.n_in,
+                "elem": names.elem(node.inputs[0]),
+                "comment": f"{node.name}: one window",
+            },
+            {"vec": row_vec, "alias": names.pix(node.name), "comment": f"{node.name}: one result row"},
+        ]
+        ctx = dict(self._base(job), in_ports=[{"port": "x", "vec": win_vec}], out_vec=row_vec)
+        core = build_core(self.env, self.graph, node, ctx, self.options)
+        unit.latency = core.latency
+        self.costs[node.name] = {"adders": core.adders, "multipliers": core.multipliers,
+                                 "register_bits": core.register_bits}  # fmt: skip
+        self.files.append(_write(self.out, job.entity, core.text))
+        return {"entity": job.entity, "window_vec": win_vec, "ports": [("x", "xw")]}, False
+
+    def _pool_core(self, job: _Core) -> tuple[dict[str, Any] | None, bool]:
+        node, unit, graph = job.unit.node, job.unit, self.graph
+        assert isinstance(node, Pool)
+        win_vec = f"{self.names.short[node.name]}_win_vec"
+        taps = unit.kernel[0] * unit.kernel[1]
+        channels = pixels(graph.shape_of(node.inputs[0]))[1]
+        self.vectors.append({"vec": win_vec, "size": taps * channels, "elem": self.names.elem(node.inputs[0]),
+                             "comment": f"{node.name}: one window"})  # fmt: skip
+        counts = {int(d) for d in node.divisors(graph.shape_of(node.inputs[0])).ravel()}
+        divisor = node.mode == "avg" and len(counts) > 1
+        in_ports = [{"port": "x", "vec": win_vec}] + ([{"port": "d", "vec": "integer"}] if divisor else [])
+        rendered = render_pool(self.env, graph, node, dict(self._base(job), in_ports=in_ports), window_only=True)
+        self.files.append(_write(self.out, job.entity, rendered.text))
         unit.latency = rendered.latency
-        return {"entity": entity, "window_vec": None, "ports": mapping}, False
+        mapping = [("x", "xw")] + ([("d", "dv")] if divisor else [])
+        return {"entity": job.entity, "window_vec": win_vec, "ports": mapping}, divisor
+
+    def _movement_core(self, job: _Core) -> tuple[dict[str, Any] | None, bool]:
+        node = job.unit.node
+        if self.graph.in_type(node) != node.result_type:
+            raise UserError(f"layer '{node.name}' ({node.kind}): data movement must keep its input's type")
+        job.unit.latency = 0
+        return None, False
+
+    def _pixel_core(self, job: _Core, rendered: Rendered) -> tuple[dict[str, Any] | None, bool]:
+        self.files.append(_write(self.out, job.entity, rendered.text))
+        job.unit.latency = rendered.latency
+        mapping = [(p["core"], f"{p['name']}_win(0)") for p in job.ports]
+        return {"entity": job.entity, "window_vec": None, "ports": mapping}, False
+
+    def _in_ports(self, job: _Core) -> list[dict[str, str]]:
+        return [{"port": p["core"], "vec": p["pix"]} for p in job.ports]
+
+    def _concat_core(self, job: _Core) -> tuple[dict[str, Any] | None, bool]:
+        node, graph = job.unit.node, self.graph
+        assert isinstance(node, Concat)
+        shapes = [(pixels(s)[1],) for s in graph.in_shapes(node)]
+        base = dict(self._base(job), in_ports=self._in_ports(job))
+        return self._pixel_core(job, render_concat(self.env, graph, node, base, shapes=shapes))
+
+    def _elementwise_core(self, job: _Core) -> tuple[dict[str, Any] | None, bool]:
+        node = job.unit.node
+        base = dict(self._base(job), in_ports=self._in_ports(job))
+        return self._pixel_core(job, render_elementwise(self.env, self.graph, node, base, n=pixels(node.shape)[1]))
 
     # ---- the other units ----
 
@@ -205,6 +241,19 @@ class _Renderer:
     def fork(self, unit: Fork) -> None:
         ctx = dict(self.common, entity=self.entity(unit), tensor=unit.tensor, n=len(unit.outputs))
         self.files.append(_write(self.out, self.entity(unit), self.env.get_template("stream_fork.vhd.j2").render(ctx)))
+
+
+# op -> how a scan computes it on each window or pixel (the core the scan instantiates)
+SCAN_CORES: OpTable[Callable[[_Renderer, _Core], tuple[dict[str, Any] | None, bool]]] = OpTable(
+    "the streaming VHDL design (--io stream)",
+    {
+        Linear: _Renderer._linear_core,
+        Pool: _Renderer._pool_core,
+        Movement: _Renderer._movement_core,
+        Concat: _Renderer._concat_core,
+        **dict.fromkeys((Cast, Clip, LeakyRelu, Table, Add), _Renderer._elementwise_core),
+    },
+)
 
 
 def _ports(unit: Unit) -> list[tuple[str, str]]:

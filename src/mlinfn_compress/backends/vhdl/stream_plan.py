@@ -26,26 +26,34 @@ unit, which input pixel it needs last: that is what sizes the FIFOs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from mlinfn_compress.compress.ir import (
     INPUT,
+    Add,
+    Cast,
+    Clip,
     Concat,
     Crop,
     Graph,
+    LeakyRelu,
     Linear,
     Node,
     Pad,
     Pool,
     Reshape,
     Shape,
+    Softmax,
+    Table,
     Transpose,
     UniqueNames,
     Upsample,
 )
-from mlinfn_compress.compress.ir.movement import Movement
+from mlinfn_compress.compress.ir.dispatch import OpTable
 from mlinfn_compress.errors import UserError
 
 OUTPUT = "output"  # the top level's output port, as a consumer
@@ -246,21 +254,25 @@ def _pixel_scan(node: Node, graph: Graph, name: str, ins: list[str], out: str) -
     return Scan(name, ins, [out], node=node, rows=Axis.plain(h), cols=Axis.plain(w))
 
 
-def _move_scan(node: Movement, graph: Graph, name: str, ins: list[str], out: str) -> Scan:
+def _pad_scan(node: Pad, graph: Graph, name: str, ins: list[str], out: str) -> Scan:
     h, w = _spatial(node, graph)
-    shape = graph.shape_of(node.inputs[0])
-    if isinstance(node, Pad):
-        pads = ((0, 0), *node.pads) if len(shape) == 2 else node.pads
-        rows = Axis(h + sum(pads[0]), Cells(pads[0][0], h), Cells(0, h + sum(pads[0])))
-        cols = Axis(w + sum(pads[1]), Cells(pads[1][0], w), Cells(0, w + sum(pads[1])))
-        return Scan(name, ins, [out], node=node, rows=rows, cols=cols)
-    if isinstance(node, Crop):
-        crops = ((0, 0), *node.crops) if len(shape) == 2 else node.crops
-        rows = Axis(h, Cells(0, h), Cells(crops[0][0], h - sum(crops[0])))
-        cols = Axis(w, Cells(0, w), Cells(crops[1][0], w - sum(crops[1])))
-        return Scan(name, ins, [out], node=node, rows=rows, cols=cols)
-    assert isinstance(node, Upsample)
-    fh, fw = (1, node.factors[0]) if len(shape) == 2 else node.factors
+    pads = ((0, 0), *node.pads) if len(graph.shape_of(node.inputs[0])) == 2 else node.pads
+    rows = Axis(h + sum(pads[0]), Cells(pads[0][0], h), Cells(0, h + sum(pads[0])))
+    cols = Axis(w + sum(pads[1]), Cells(pads[1][0], w), Cells(0, w + sum(pads[1])))
+    return Scan(name, ins, [out], node=node, rows=rows, cols=cols)
+
+
+def _crop_scan(node: Crop, graph: Graph, name: str, ins: list[str], out: str) -> Scan:
+    h, w = _spatial(node, graph)
+    crops = ((0, 0), *node.crops) if len(graph.shape_of(node.inputs[0])) == 2 else node.crops
+    rows = Axis(h, Cells(0, h), Cells(crops[0][0], h - sum(crops[0])))
+    cols = Axis(w, Cells(0, w), Cells(crops[1][0], w - sum(crops[1])))
+    return Scan(name, ins, [out], node=node, rows=rows, cols=cols)
+
+
+def _upsample_scan(node: Upsample, graph: Graph, name: str, ins: list[str], out: str) -> Scan:
+    h, w = _spatial(node, graph)
+    fh, fw = (1, node.factors[0]) if len(graph.shape_of(node.inputs[0])) == 2 else node.factors
     rows = Axis(h * fh, Cells(0, h, fh), Cells(0, h * fh))
     cols = Axis(w * fw, Cells(0, w, fw), Cells(0, w * fw))
     return Scan(name, ins, [out], node=node, rows=rows, cols=cols, repeat=(fh, fw))
@@ -272,30 +284,56 @@ def _is_global(node: Pool, graph: Graph) -> bool:
     return tuple(node.window.kernel) == tuple(spatial) and not any(a or b for a, b in node.window.pads)
 
 
+def _linear_unit(node: Linear, graph: Graph, name: str, ins: list[str], out: str) -> Unit:
+    return _window_scan(node, graph, name, ins, out) if node.window else _pixel_scan(node, graph, name, ins, out)
+
+
+def _pool_unit(node: Pool, graph: Graph, name: str, ins: list[str], out: str) -> Unit:
+    if _is_global(node, graph):
+        p, c = pixels(graph.shape_of(node.inputs[0]))
+        return Collect(name, ins, [out], node=node, c_in=c, c_out=c, block=p * c, reduce=node.mode)
+    return _window_scan(node, graph, name, ins, out)
+
+
+def _reshape_unit(node: Reshape, graph: Graph, name: str, ins: list[str], out: str) -> Unit:
+    _, c_in = pixels(graph.shape_of(node.inputs[0]))
+    _, c_out = pixels(node.shape)
+    if c_in == c_out:
+        return Wire(name, ins, [out], node=node)
+    return Collect(name, ins, [out], node=node, c_in=c_in, c_out=c_out, block=math.lcm(c_in, c_out))
+
+
+def _transpose_unit(node: Transpose, graph: Graph, name: str, ins: list[str], out: str) -> Unit:
+    raise _refuse(node, "a transpose reorders whole images, which a pixel stream cannot do without a frame buffer")
+
+
+def _concat_unit(node: Concat, graph: Graph, name: str, ins: list[str], out: str) -> Unit:
+    ndim = len(node.shape)
+    if (node.axis if node.axis >= 0 else ndim + node.axis) != ndim - 1:
+        raise _refuse(node, "concatenation along a spatial axis is not supported (only along channels)")
+    return _pixel_scan(node, graph, name, ins, out)
+
+
+# op -> the unit that carries it through the stream
+STREAM_UNITS: OpTable[Callable[[Any, Graph, str, list[str], str], Unit]] = OpTable(
+    "the streaming VHDL design (--io stream)",
+    {
+        Linear: _linear_unit,
+        Pool: _pool_unit,
+        Reshape: _reshape_unit,
+        Transpose: _transpose_unit,
+        Pad: _pad_scan,
+        Crop: _crop_scan,
+        Upsample: _upsample_scan,
+        Concat: _concat_unit,
+        **dict.fromkeys((Cast, Clip, LeakyRelu, Table, Add, Softmax), _pixel_scan),
+    },
+)
+
+
 def node_unit(node: Node, graph: Graph, name: str, ins: list[str], out: str) -> Unit:
     """The unit that carries ``node`` (UserError for what cannot stream)."""
-    if isinstance(node, Linear):
-        return _window_scan(node, graph, name, ins, out) if node.window else _pixel_scan(node, graph, name, ins, out)
-    if isinstance(node, Pool):
-        if _is_global(node, graph):
-            p, c = pixels(graph.shape_of(node.inputs[0]))
-            return Collect(name, ins, [out], node=node, c_in=c, c_out=c, block=p * c, reduce=node.mode)
-        return _window_scan(node, graph, name, ins, out)
-    if isinstance(node, Reshape):
-        _, c_in = pixels(graph.shape_of(node.inputs[0]))
-        _, c_out = pixels(node.shape)
-        if c_in == c_out:
-            return Wire(name, ins, [out], node=node)
-        return Collect(name, ins, [out], node=node, c_in=c_in, c_out=c_out, block=math.lcm(c_in, c_out))
-    if isinstance(node, Transpose):
-        raise _refuse(node, "a transpose reorders whole images, which a pixel stream cannot do without a frame buffer")
-    if isinstance(node, Movement):
-        return _move_scan(node, graph, name, ins, out)
-    if isinstance(node, Concat):
-        ndim = len(node.shape)
-        if (node.axis if node.axis >= 0 else ndim + node.axis) != ndim - 1:
-            raise _refuse(node, "concatenation along a spatial axis is not supported (only along channels)")
-    return _pixel_scan(node, graph, name, ins, out)
+    return STREAM_UNITS[node](node, graph, name, ins, out)
 
 
 def unit_needs(unit: Unit, graph: Graph) -> np.ndarray:

@@ -57,6 +57,7 @@ from mlinfn_compress.compress.ir import (
     Transpose,
     Upsample,
 )
+from mlinfn_compress.compress.ir.dispatch import OpTable
 
 FLOAT64_BITS = 53  # significand of float64, implicit bit included
 MAX_FRAC = 120  # grids 2**-frac with |frac| beyond this are refused (far from float64's exponent limits)
@@ -171,34 +172,54 @@ class _Planner:
         res, where = node.result_type, self.where(node)
         in_types = self.graph.in_types(node)
         p = NodePlan(node, before=[None] * len(in_types))
-        if isinstance(node, Linear):
-            p.inner, p.pre = self.linear(node, in_types[0], where)
-        elif isinstance(node, Clip):
-            lo, hi, frac = node.bounds_int(in_types[0])
-            p.pre = Range(lo, hi, frac)
-        elif isinstance(node, LeakyRelu):
-            p.pre = self.leaky_relu(node, in_types[0], where)
-        elif isinstance(node, Table):
-            assert node.index_type is not None
-            requant(Range.of(in_types[0]), node.index_type, where + " index")
-            fits(res.width, where, f"a table of {res}")
-            return p
-        elif isinstance(node, Pool):
-            p.inner, p.pre = self.pool(node, in_types[0], where)
-        elif isinstance(node, Add):
-            frac = max(t.frac for t in in_types)
-            rs = [Range(t.min_int << (frac - t.frac), t.max_int << (frac - t.frac), frac) for t in in_types]
-            fits(sum(max(abs(r.lo), abs(r.hi)) for r in rs).bit_length(), where, "the sum")
-            p.pre = Range(sum(r.lo for r in rs), sum(r.hi for r in rs), frac)
-        elif isinstance(node, (Concat, *MOVES)):
-            p.before = [requant(Range.of(t), res, where) for t in in_types]
-            return p
-        elif isinstance(node, Cast):
-            p.pre = Range.of(in_types[0])
-        else:
+        entry = PLANS.find(node)
+        if entry is None:
             raise ValueError(f"{where}: no framework twin for this operation")
+        if not entry(self, node, p, in_types, where):
+            return p  # the op re-quantises nothing after itself
         p.after = requant(p.pre, res, where)
         return p
+
+    # ---- one entry of PLANS per op: set the plan's ranges; False when nothing is re-quantised after ----
+
+    def _linear(self, node: Linear, p: NodePlan, in_types: list[FixedType], where: str) -> bool:
+        p.inner, p.pre = self.linear(node, in_types[0], where)
+        return True
+
+    def _clip(self, node: Clip, p: NodePlan, in_types: list[FixedType], where: str) -> bool:
+        lo, hi, frac = node.bounds_int(in_types[0])
+        p.pre = Range(lo, hi, frac)
+        return True
+
+    def _leaky_relu(self, node: LeakyRelu, p: NodePlan, in_types: list[FixedType], where: str) -> bool:
+        p.pre = self.leaky_relu(node, in_types[0], where)
+        return True
+
+    def _table(self, node: Table, p: NodePlan, in_types: list[FixedType], where: str) -> bool:
+        assert node.index_type is not None and node.result_type is not None
+        requant(Range.of(in_types[0]), node.index_type, where + " index")
+        fits(node.result_type.width, where, f"a table of {node.result_type}")
+        return False
+
+    def _pool(self, node: Pool, p: NodePlan, in_types: list[FixedType], where: str) -> bool:
+        p.inner, p.pre = self.pool(node, in_types[0], where)
+        return True
+
+    def _add(self, node: Add, p: NodePlan, in_types: list[FixedType], where: str) -> bool:
+        frac = max(t.frac for t in in_types)
+        rs = [Range(t.min_int << (frac - t.frac), t.max_int << (frac - t.frac), frac) for t in in_types]
+        fits(sum(max(abs(r.lo), abs(r.hi)) for r in rs).bit_length(), where, "the sum")
+        p.pre = Range(sum(r.lo for r in rs), sum(r.hi for r in rs), frac)
+        return True
+
+    def _move(self, node: Node, p: NodePlan, in_types: list[FixedType], where: str) -> bool:
+        assert node.result_type is not None
+        p.before = [requant(Range.of(t), node.result_type, where) for t in in_types]
+        return False
+
+    def _cast(self, node: Cast, p: NodePlan, in_types: list[FixedType], where: str) -> bool:
+        p.pre = Range.of(in_types[0])
+        return True
 
     def linear(self, node: Linear, x_t: FixedType, where: str) -> tuple[Requant | None, Range]:
         acc = node.accum_type
@@ -238,6 +259,22 @@ class _Planner:
         fits(total.bits, where, "the window's sum")
         inner = requant(total, acc, where + " accumulator")
         return inner, after(total, inner).with_zero()  # a quotient truncated toward zero lies between 0 and the sum
+
+
+# op -> how its twin computes it exactly (the ranges and re-quantisations the framework's layers must meet)
+PLANS: OpTable[Callable[..., bool]] = OpTable(
+    "the framework twin",
+    {
+        Linear: _Planner._linear,
+        Clip: _Planner._clip,
+        LeakyRelu: _Planner._leaky_relu,
+        Table: _Planner._table,
+        Pool: _Planner._pool,
+        Add: _Planner._add,
+        **dict.fromkeys((Concat, *MOVES), _Planner._move),
+        Cast: _Planner._cast,
+    },
+)
 
 
 def needed(graph: Graph) -> list[Node]:

@@ -80,6 +80,7 @@ from mlinfn_compress.compress.ir import (
     UniqueNames,
     Upsample,
 )
+from mlinfn_compress.compress.ir.dispatch import OpTable
 
 FLOAT32_BITS = 24
 QKERAS_MAX_BITS = 32  # quantized_bits computes NaN with more bits (2**bits overflows its 32-bit integers)
@@ -153,19 +154,6 @@ class _Builder:
         self.tfk = tf_keras()
         self.own = keras_layers
         self.name = UniqueNames()
-        self.rules: dict[type, Callable[[Any, NodePlan], Any]] = {
-            Linear: self.linear,
-            Clip: self.clip,
-            LeakyRelu: self.leaky_relu,
-            Cast: lambda x, p: self.quant(x, p.after, p.node.name),
-            Table: self.table,
-            Pool: self.pool,
-            Reshape: lambda x, p: self.layer("Reshape", p.node.name, p.node.target)(x),
-            Transpose: lambda x, p: self.layer("Permute", p.node.name, tuple(a + 1 for a in p.node.axes))(x),
-            Pad: lambda x, p: self.spatial("ZeroPadding", p.node.name, p.node.pads)(x),
-            Crop: lambda x, p: self.spatial("Cropping", p.node.name, p.node.crops)(x),
-            Upsample: lambda x, p: self.spatial("UpSampling", p.node.name, p.node.factors)(x),
-        }
 
     def layer(self, cls: str, base: str, *args: Any, **kw: Any) -> Any:
         """A tf_keras layer ``cls`` in float64 with a unique name."""
@@ -292,12 +280,7 @@ class _Builder:
         return self.quant(x, p.after, node.name + "_q")
 
     def node(self, xs: list[Any], p: NodePlan) -> Any:
-        node = p.node
-        if isinstance(node, Add):
-            return self.quant(self.layer("Add", node.name)(xs), p.after, node.name + "_q")
-        if isinstance(node, Concat):
-            return self.layer("Concatenate", node.name, axis=node.axis + 1 if node.axis >= 0 else node.axis)(xs)
-        return self.rules[type(node)](xs[0], p)
+        return LAYERS[p.node](self, xs, p)
 
     def build(self) -> Any:
         g = self.graph
@@ -308,6 +291,31 @@ class _Builder:
         if g.has_argmax:
             out = self.layer("Activation", SOFTMAX_LAYER, "softmax")(out)
         return self.tfk.Model(inp, out, name=g.name)
+
+
+def _axis(axis: int) -> int:
+    return axis + 1 if axis >= 0 else axis  # the batch axis comes first in Keras
+
+
+# op -> the QKeras / tf_keras layers of the twin that compute it
+LAYERS: OpTable[Callable[[_Builder, list[Any], NodePlan], Any]] = OpTable(
+    "the QKeras twin",
+    {
+        Linear: lambda b, xs, p: b.linear(xs[0], p),
+        Clip: lambda b, xs, p: b.clip(xs[0], p),
+        LeakyRelu: lambda b, xs, p: b.leaky_relu(xs[0], p),
+        Cast: lambda b, xs, p: b.quant(xs[0], p.after, p.node.name),
+        Table: lambda b, xs, p: b.table(xs[0], p),
+        Pool: lambda b, xs, p: b.pool(xs[0], p),
+        Add: lambda b, xs, p: b.quant(b.layer("Add", p.node.name)(xs), p.after, p.node.name + "_q"),
+        Concat: lambda b, xs, p: b.layer("Concatenate", p.node.name, axis=_axis(p.node.axis))(xs),
+        Reshape: lambda b, xs, p: b.layer("Reshape", p.node.name, p.node.target)(xs[0]),
+        Transpose: lambda b, xs, p: b.layer("Permute", p.node.name, tuple(a + 1 for a in p.node.axes))(xs[0]),
+        Pad: lambda b, xs, p: b.spatial("ZeroPadding", p.node.name, p.node.pads)(xs[0]),
+        Crop: lambda b, xs, p: b.spatial("Cropping", p.node.name, p.node.crops)(xs[0]),
+        Upsample: lambda b, xs, p: b.spatial("UpSampling", p.node.name, p.node.factors)(xs[0]),
+    },
+)
 
 
 def build_twin(graph: Graph) -> Any:

@@ -32,6 +32,7 @@ torch and brevitas are imported only inside the functions.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,6 @@ from mlinfn_compress.compress.ir import (
     Graph,
     LeakyRelu,
     Linear,
-    Node,
     Pad,
     Pool,
     Reshape,
@@ -67,6 +67,7 @@ from mlinfn_compress.compress.ir import (
     UniqueNames,
     Upsample,
 )
+from mlinfn_compress.compress.ir.dispatch import OpTable
 
 INFO_FILE = "twin.json"
 TWIN_ATTRIBUTES = {"steps", "input_shape", "output", "logits"}  # what the class file's Twin holds beside its steps
@@ -202,38 +203,17 @@ class _Steps:
         return self.quant(self.add(spec, [x]), p.after, node.name + "_q")
 
     def node(self, xs: list[str], p: NodePlan) -> str:
-        node = p.node
-        if isinstance(node, Linear):
-            return self.linear(xs[0], p)
-        if isinstance(node, Clip):
-            return self.clip(xs[0], p)
-        if isinstance(node, LeakyRelu):
-            return self.leaky_relu(xs[0], p)
-        if isinstance(node, Table):
-            return self.table(xs[0], p)
-        if isinstance(node, Pool):
-            return self.pool(xs[0], p)
-        if isinstance(node, Cast):
-            return self.quant(xs[0], p.after, node.name)
-        if isinstance(node, Add):
-            return self.quant(self.add({"op": "add", "name": node.name}, xs), p.after, node.name + "_q")
-        return self.add(self.move(node) | {"name": node.name}, xs)
+        return STEPS[p.node](self, xs, p)
 
-    @staticmethod
-    def move(node: Node) -> dict[str, Any]:
-        """The step of a concatenation or a data movement (their inputs are re-quantised before)."""
-        if isinstance(node, Concat):
-            return {"op": "concat", "axis": node.axis}
-        if isinstance(node, Reshape):
-            return {"op": "reshape", "target": list(node.target)}
-        if isinstance(node, Transpose):
-            return {"op": "transpose", "axes": list(node.axes)}
-        if isinstance(node, Pad):
-            return {"op": "pad", "pads": [list(pair) for pair in node.pads]}
-        if isinstance(node, Crop):
-            return {"op": "crop", "crops": [list(pair) for pair in node.crops]}
-        assert isinstance(node, Upsample)
-        return {"op": "upsample", "factors": list(node.factors)}
+    def _cast(self, xs: list[str], p: NodePlan) -> str:
+        return self.quant(xs[0], p.after, p.node.name)
+
+    def _add(self, xs: list[str], p: NodePlan) -> str:
+        return self.quant(self.add({"op": "add", "name": p.node.name}, xs), p.after, p.node.name + "_q")
+
+    def _move(self, xs: list[str], p: NodePlan, step: dict[str, Any]) -> str:
+        """A concatenation or a data movement (their inputs are re-quantised before)."""
+        return self.add(step | {"name": p.node.name}, xs)
 
     def build(self) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], str]:
         g = self.graph
@@ -243,6 +223,31 @@ class _Steps:
         if g.has_argmax:
             self.add({"op": "softmax", "name": "softmax"}, [out])
         return self.layers, self.tensors, out
+
+
+def _moving(step: Callable[[Any], dict[str, Any]]) -> Callable[[_Steps, list[str], NodePlan], str]:
+    return lambda b, xs, p: b._move(xs, p, step(p.node))
+
+
+# op -> the step of the Brevitas twin's class file that computes it
+STEPS: OpTable[Callable[[_Steps, list[str], NodePlan], str]] = OpTable(
+    "the Brevitas twin",
+    {
+        Linear: lambda b, xs, p: b.linear(xs[0], p),
+        Clip: lambda b, xs, p: b.clip(xs[0], p),
+        LeakyRelu: lambda b, xs, p: b.leaky_relu(xs[0], p),
+        Table: lambda b, xs, p: b.table(xs[0], p),
+        Pool: lambda b, xs, p: b.pool(xs[0], p),
+        Cast: _Steps._cast,
+        Add: _Steps._add,
+        Concat: _moving(lambda n: {"op": "concat", "axis": n.axis}),
+        Reshape: _moving(lambda n: {"op": "reshape", "target": list(n.target)}),
+        Transpose: _moving(lambda n: {"op": "transpose", "axes": list(n.axes)}),
+        Pad: _moving(lambda n: {"op": "pad", "pads": [list(pair) for pair in n.pads]}),
+        Crop: _moving(lambda n: {"op": "crop", "crops": [list(pair) for pair in n.crops]}),
+        Upsample: _moving(lambda n: {"op": "upsample", "factors": list(n.factors)}),
+    },
+)
 
 
 def twin_layers(graph: Graph) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
