@@ -12,45 +12,17 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from mlinfn_compress.compress.fixed.rounding import quantise, tensorflow_namespace
 from mlinfn_compress.compress.frameworks.keras.tfkeras import tensorflow, tf_keras
 
 tf = tensorflow()
+TF = tensorflow_namespace()
 Layer = tf_keras().layers.Layer
 
 
 def fixed_quant(x: Any, t: dict[str, Any]) -> Any:
     """``x`` (any float) converted to the fixed-point type ``t`` (``FixedType.to_dict()``), as ``fixed.quantize``."""
-    frac = int(t["width"]) - int(t["integer"])
-    scaled = x * 2.0**frac  # exact: a power of two
-    fl = tf.floor(scaled)
-    part = scaled - fl  # exact
-    above, tie, neg = part > 0.5, tf.equal(part, 0.5), scaled < 0
-    odd = tf.equal(fl - 2.0 * tf.floor(fl / 2.0), 1.0)
-    up = {
-        "TRN": tf.zeros_like(above),
-        "TRN_ZERO": tf.not_equal(part, 0.0) & neg,
-        "RND": above | tie,
-        "RND_ZERO": above | (tie & neg),
-        "RND_INF": above | (tie & ~neg),
-        "RND_MIN_INF": above,
-        "RND_CONV": above | (tie & odd),
-    }[t["rounding"]]
-    r = fl + tf.cast(up, x.dtype)
-    width, signed = int(t["width"]), bool(t["signed"])
-    hi = float(2 ** (width - 1) - 1 if signed else 2**width - 1)
-    lo = float(-(2 ** (width - 1)) if signed else 0)
-    if t["overflow"] == "SAT":
-        r = tf.clip_by_value(r, lo, hi)
-    elif t["overflow"] == "SAT_SYM":
-        r = tf.clip_by_value(r, -hi if signed else 0.0, hi)
-    elif t["overflow"] == "SAT_ZERO":
-        r = tf.where((r < lo) | (r > hi), tf.zeros_like(r), r)
-    else:  # WRAP: r modulo 2**width, into [lo, hi]
-        span = 2.0**width
-        r = r - span * tf.floor(r / span)
-        if signed:
-            r = tf.where(r > hi, r - span, r)
-    return r * 2.0**-frac
+    return quantise(TF, x, int(t["width"]), int(t["integer"]), bool(t["signed"]), t["rounding"], t["overflow"])
 
 
 class FixedQuant(Layer):

@@ -1,10 +1,11 @@
 """The Brevitas class file: writing and importing it, and a Brevitas model with its scales made constants.
 
-The class file (``twin_model.py``, copied beside the state_dict) is
-self-contained: it imports only torch and Brevitas.  ``constant_layers``
+The class file (``twin_model.py``, copied beside the state_dict) stands
+alone: it imports only torch, Brevitas and the fixed-point rule, which is
+copied beside it (``mlinfn_rounding.py``) for a machine without mlinfn-compress.  ``constant_layers``
 describes a Brevitas ``nn.Sequential`` with power-of-two scales (what
 quantisation-aware training produces) in the class file's layer list;
-``twins.torch`` describes the twin of a quantised graph in the same list.
+``torch.twin`` describes the twin of a quantised graph in the same list.
 torch and brevitas are imported only inside the functions.
 """
 
@@ -25,6 +26,7 @@ STATE_FILE = "model.pt"
 MODEL_FILE = "model.py"
 CLASS_NAME = "Twin"
 SOURCE = Path(__file__).with_name("twin_model.py")
+ROUNDING_FILE = "mlinfn_rounding.py"  # the fixed-point rule, copied beside the class file so that it stands alone
 
 
 def quant_spec(t: FixedType, rounding: str = "ROUND", narrow: bool = False) -> dict[str, Any]:
@@ -141,6 +143,9 @@ def write_model(
     if class_name != CLASS_NAME:
         source += f'\n\nclass {class_name}({CLASS_NAME}):\n    """The network, named as it was saved."""\n'
     file.write_text(source)
+    from mlinfn_compress.compress.fixed import rounding
+
+    (out_dir / ROUNDING_FILE).write_text(Path(rounding.__file__).read_text())
     args: dict[str, Any] = {"layers": layers, "dtype": "float64"} | (extra_args or {})
     model = import_class(file, class_name)(**args)
     state = model.state_dict()
