@@ -5,7 +5,7 @@
 #   ./dev.sh test      run the test suite and execute the tutorial notebooks (offline)
 #   ./dev.sh test --quick   the tests not marked slow, no notebooks (about 2 minutes)
 #   ./dev.sh notebook  start JupyterLab on localhost with the tutorials (examples/tutorials)
-#   ./dev.sh lint      ruff check and ruff format --check
+#   ./dev.sh lint      ruff check, ruff format --check and mypy
 #   ./dev.sh lock      re-pin requirements.lock from .venv (registry packages only)
 #   ./dev.sh doctor    list the external tools and packages the tool uses, and what is missing
 #
@@ -132,6 +132,7 @@ case "$cmd" in
     setup
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
+    "$VENV/bin/mypy" # the packages [tool.mypy] in pyproject.toml names
     ;;
   doctor)
     setup

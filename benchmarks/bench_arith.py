@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from mlinfn_compress.cli import main  # noqa: E402
 from mlinfn_compress.compress.fixed import FixedType  # noqa: E402
-from mlinfn_compress.compress.flow.verification import load_outdir  # noqa: E402
+from mlinfn_compress.compress.flow.outdir import load_outdir  # noqa: E402
 from mlinfn_compress.compress.ir import (  # noqa: E402
     Cast,
     Clip,
@@ -68,7 +68,8 @@ def compress(model: Path, extra: list[str], outdir: Path) -> dict[str, Any]:
 
 
 def synth_vhdl(outdir: Path, work: Path) -> dict[str, Any]:
-    _, design, _, _ = load_outdir(outdir)
+    _, (vhdl, *_), _ = load_outdir(outdir)
+    design = vhdl.design
     assert design is not None
     work.mkdir(parents=True, exist_ok=True)
     netlist = vhdl_to_verilog(design.files, design.top, work)
@@ -149,7 +150,8 @@ def sim_speed(outdir: Path, samples: int) -> list[dict[str, Any]]:
     """The textio bench on ``samples`` inputs with GHDL's mcode and LLVM backends."""
     from mlinfn_compress.sim.ghdl import simulate
 
-    graph, design, _, _ = load_outdir(outdir)
+    graph, (vhdl, *_), _ = load_outdir(outdir)
+    design = vhdl.design
     assert design is not None
     x = np.load(outdir / "sim" / "inputs.npy")
     x = np.resize(x, (samples, x.shape[1]))
@@ -193,7 +195,7 @@ def run_network(key: str, cutoffs: list[float], work: Path) -> dict[str, Any]:
         row.update(synth_vhdl(outdir, work / f"{key}_{arith}_synth"))
         result["designs"].append(row)
         print(json.dumps(row), flush=True)
-    graph, _, _, _ = load_outdir(work / f"{key}_shift-add")
+    graph, _, _ = load_outdir(work / f"{key}_shift-add")
     t0 = time.perf_counter()
     _, comb = da4ml_network(graph)
     trace_s = time.perf_counter() - t0

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlinfn_compress import api
-from mlinfn_compress.compress.flow.verification import load_outdir
+from mlinfn_compress.compress.flow.outdir import load_outdir
 from mlinfn_compress.synth.netlist import ghdl_netlist
 from mlinfn_compress.synth.yosys import xilinx_resources
 
@@ -42,7 +42,8 @@ def measure(model: Path, outdir: Path, nodsp: bool, **options: Any) -> dict[str,
     if not run.passed:
         raise RuntimeError(f"{outdir.name}: the design did not verify ({run.verification})")
     verified = time.perf_counter() - t0
-    _, design, _, _ = load_outdir(outdir)
+    _, (vhdl, *_), _ = load_outdir(outdir)
+    design = vhdl.design
     assert design is not None
     netlist, _ = ghdl_netlist(design.files, design.top, outdir / "bench_netlist.v")
     t0 = time.perf_counter()

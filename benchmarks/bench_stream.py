@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from stream_graphs import digits_cnn, unet_graph  # noqa: E402
 
 from mlinfn_compress.backends.vhdl import choose_io, render  # noqa: E402
+from mlinfn_compress.backends.vhdl.target import PROTOCOL_CYCLES  # noqa: E402
 from mlinfn_compress.compress.fixed import quantize  # noqa: E402
-from mlinfn_compress.compress.flow.verification import PROTOCOL_CYCLES  # noqa: E402
 from mlinfn_compress.compress.ir import Graph, golden  # noqa: E402
 from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise  # noqa: E402
 from mlinfn_compress.sim.cocotb_runner import run_protocol_tests  # noqa: E402

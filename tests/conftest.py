@@ -31,9 +31,18 @@ SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+REPORT_SCHEMA = (
+    Path(__file__).resolve().parents[1] / "src" / "mlinfn_compress" / "compress" / "flow" / "schema" / "report-1.json"
+)
+
+
 def report(outdir: Path) -> dict[str, Any]:
-    """The report.json a run wrote into ``outdir``."""
-    return json.loads((outdir / "report.json").read_text())
+    """The report.json a run wrote into ``outdir``, checked against its JSON Schema."""
+    import jsonschema
+
+    data = json.loads((outdir / "report.json").read_text())
+    jsonschema.validate(data, json.loads(REPORT_SCHEMA.read_text()))
+    return data
 
 
 def retype_hls(outdir: Path, name: str, cpp_type: str) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from mlinfn_compress.compress.flow.options import check
+from mlinfn_compress.compress.flow.options import check_range
 from mlinfn_compress.errors import UserError
 
 EXIT_VERIFIED, EXIT_MISMATCH = 0, 1
@@ -79,7 +79,7 @@ class Run:
 
     def summary(self) -> str:
         """The lines the command prints at the end of a run."""
-        from mlinfn_compress.compress.flow.report import summary
+        from mlinfn_compress.compress.flow.summary import summary
 
         return summary(self.report, self.outdir)
 
@@ -109,7 +109,9 @@ def test_outputs(outdir: str | Path) -> dict[str, np.ndarray]:
     if not path.exists():
         load_report(outdir)  # not an output folder at all: say so
         raise UserError(f"{outdir}: no test-set outputs; they are recorded by runs with labelled data (data=...)")
-    layouts = _layouts(Path(outdir))
+    from mlinfn_compress.compress.flow.outdir import layouts as read_layouts
+
+    layouts = read_layouts(Path(outdir))
     with np.load(path) as f:
         return {k: _model_layout(layouts, f[k]) for k in f.files}
 
@@ -118,11 +120,11 @@ def run_options(model: Path, outdir: Path | None = None, **options: Any) -> Any:
     """The pipeline's RunOptions for a model file and the command's options as keywords."""
     from mlinfn_compress.compress.fixed import FixedType
     from mlinfn_compress.compress.flow.compression import CompressOptions
-    from mlinfn_compress.compress.flow.run import RunOptions
+    from mlinfn_compress.compress.flow.options import RunOptions
     from mlinfn_compress.compress.passes.quantise import DEFAULT_INPUT_TYPE, QuantConfig
 
     for name in ("bits", "weight_bits", "act_bits", "epochs", "simulate", "seed", "prune", "reuse"):
-        check(name, options.get(name))
+        check_range(name, options.get(name))
     bits = options.pop("bits", None)
     weight_bits = options.pop("weight_bits", None)
     act_bits = options.pop("act_bits", None)
@@ -231,36 +233,35 @@ def simulate(outdir: str | Path, x: np.ndarray, backend: str = "vhdl", device: s
     design that verified.
     """
     from mlinfn_compress.compress.fixed import quantize, to_float
-    from mlinfn_compress.compress.flow.verification import load_outdir
+    from mlinfn_compress.compress.flow.outdir import layouts as read_layouts
+    from mlinfn_compress.compress.flow.outdir import load_outdir
     from mlinfn_compress.compress.ir import golden
 
     outdir = Path(outdir)
-    graph, design, project, _ = load_outdir(outdir)
-    layouts = _layouts(outdir)
+    graph, designs, _ = load_outdir(outdir)
+    layouts = read_layouts(outdir)
     x = np.asarray(x, dtype=np.float64)
     x_ir = layouts["input"].to_ir(x) if layouts.get("input") else graph.batch(x).reshape(len(x), -1)
     assert graph.input_type is not None
     x_int = quantize(x_ir, graph.input_type)
+    # the backend names this function takes -> (design.json key, what the design is, the other simulator)
+    simulators = {"vhdl": ("vhdl", "VHDL design", "hls"), "hls": ("hls", "HLS project", "vhdl")}
     if backend == "golden":
         out = golden.run(graph, x_int)["logits"]
-    elif backend == "vhdl":
-        if design is None:
-            raise UserError(f"{outdir}: holds no VHDL design; use backend='hls' or 'golden'")
-        from mlinfn_compress.sim.ghdl import simulate_design
-
+    elif backend in simulators:
+        key, what, other = simulators[backend]
+        found = [e for e in designs if e.target.key == key]
+        if not found:
+            raise UserError(f"{outdir}: holds no {what}; use backend='{other}' or 'golden'")
         with tempfile.TemporaryDirectory(prefix="mlinfn-sim-") as tmp:
-            out = simulate_design(design, x_int, Path(tmp)).logits
-    elif backend == "hls":
-        if project is None:
-            raise UserError(f"{outdir}: holds no HLS project; use backend='vhdl' or 'golden'")
-        from mlinfn_compress.sim.hls_csim import run_csim
-
-        out = run_csim(project, x_int).outputs
+            out = found[0].target.outputs(found[0].design, x_int, Path(tmp))
     elif backend == "twin":
         return _model_layout(layouts, _run_twin(outdir, graph, to_float(x_int, graph.input_type.frac), device))
     else:
         raise UserError(f"backend must be vhdl, hls, golden or twin, got {backend!r}")
-    return _model_layout(layouts, to_float(out, graph.output.result_type.frac))  # type: ignore[union-attr]
+    out_t = graph.output.result_type
+    assert out_t is not None
+    return _model_layout(layouts, to_float(out, out_t.frac))
 
 
 def _run_twin(outdir: Path, graph: Any, x: np.ndarray, device: str) -> np.ndarray:
@@ -279,20 +280,6 @@ def _run_twin(outdir: Path, graph: Any, x: np.ndarray, device: str) -> np.ndarra
 def _model_layout(layouts: dict[str, Any], y: np.ndarray) -> np.ndarray:
     """Flat output rows in the IR's order as flat rows in the model's own order."""
     return layouts["output"].to_model(y).reshape(len(y), -1) if layouts.get("output") else y
-
-
-def _layouts(outdir: Path) -> dict[str, Any]:
-    """The model's own input and output layouts recorded in design.json (PyTorch: channels first)."""
-    from mlinfn_compress.compress.flow.verification import DESIGN_FILE
-    from mlinfn_compress.compress.frameworks.base import Layout
-
-    d = json.loads((outdir / DESIGN_FILE).read_text()).get("layouts") or {}
-    out = {}
-    for key, value in d.items():
-        if value is not None:
-            order = None if value.get("order") is None else np.asarray(value["order"], dtype=np.int64)
-            out[key] = Layout(tuple(value["model_shape"]), order)
-    return out
 
 
 def _model_file(model: Any, staging: Path) -> tuple[Path, str]:
@@ -315,7 +302,7 @@ def _model_file(model: Any, staging: Path) -> tuple[Path, str]:
     try:
         import torch
     except ImportError:
-        torch = None  # type: ignore[assignment]
+        torch = None  # type: ignore[assignment]  # no torch installed: a torch model cannot be given either
     if torch is not None and isinstance(model, torch.nn.Module):
         path = staging / f"{type(model).__name__}.pt"
         torch.save(model, path)
@@ -336,5 +323,5 @@ def _data_file(data: Any, staging: Path) -> Path:
     if missing:
         raise UserError(f"data: missing {', '.join(missing)}; give (x_train, y_train, x_test, y_test)")
     path = staging / "data.npz"
-    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
+    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]  # numpy's stub reads **arrays as its allow_pickle keyword
     return path

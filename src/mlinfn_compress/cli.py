@@ -306,7 +306,7 @@ def _model_args(text: str | None) -> dict[str, object] | None:
 def _print_summary(outdir: Path) -> None:
     """The run's summary, from the report it wrote."""
     from mlinfn_compress.api import load_report
-    from mlinfn_compress.compress.flow.report import summary
+    from mlinfn_compress.compress.flow.summary import summary
 
     print(summary(load_report(outdir), outdir))
 

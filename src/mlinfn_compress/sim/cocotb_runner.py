@@ -53,7 +53,7 @@ def run_protocol_tests(
     }
     if argmax is not None:
         arrays["argmax"] = argmax
-    np.savez(data, **arrays)
+    np.savez(data, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **arrays as its allow_pickle keyword
     backend = sim_backend()
     with as_ghdl(backend):  # cocotb's runner calls `ghdl` by name: make it the backend chosen here
         runner = get_runner("ghdl")
@@ -103,5 +103,5 @@ def run_protocol_tests(
 def _failed(what: str, backend: Backend, log: Path, e: BaseException) -> ToolFailed:
     """The ToolFailed of a cocotb step: GHDL's own first error line from the step's log."""
     text = log.read_text(errors="replace") if log.exists() else ""
-    code = e.code if isinstance(e, SystemExit) else str(e)
+    code = str(e.code) if isinstance(e, SystemExit) else str(e)
     return tools.failure(what, [backend.program, "(run by cocotb_tools.runner)"], code, text or str(e))

@@ -252,9 +252,9 @@ def simulate(
     text = out_file.read_text().split()
     values = [_value(v, w_out if k % cols < n_out else INT_BITS, out_signed) for k, v in enumerate(text)]
     dtype = object if w_out > 62 else np.int64
-    data = np.array(values, dtype=dtype).reshape(-1, cols) if values else np.zeros((0, cols), dtype)
-    samples = len(data) // words_out
-    data = data[: samples * words_out].reshape(samples, words_out, cols)
+    rows = np.array(values, dtype=dtype).reshape(-1, cols) if values else np.zeros((0, cols), dtype)
+    samples = len(rows) // words_out
+    data = rows[: samples * words_out].reshape(samples, words_out, cols)
     return SimResult(
         logits=data[:, :, :n_out].reshape(samples, words_out * n_out),
         argmax=data[:, -1, n_out].astype(np.int64) if argmax else None,
@@ -277,7 +277,7 @@ def simulate_design(design: VhdlDesign, inputs: np.ndarray, workdir: Path) -> Si
         design.argmax,
         workdir,
         words=(design.in_words, design.out_words),
-        timed=design.architecture != "dataflow",
+        timed=design.interface.handshake,  # the handshake bench measures latency and interval
         w_in=design.w_in,
         w_out=design.w_out,
         out_signed=design.out_signed,

@@ -82,7 +82,7 @@ def netlist_vectors(x_int: np.ndarray, lo: int, hi: int, seed: int = 0) -> np.nd
 
 def handshake(design: VhdlDesign) -> bool:
     """Whether the design's top has the valid/ready interface (in_ready, out_ready) of the streaming top."""
-    return design.architecture in ("bondmachine", "stream")
+    return design.interface.handshake
 
 
 def simulate_netlist(netlist: Path, design: VhdlDesign, x: np.ndarray, work: Path) -> tuple[np.ndarray, int, float]:
@@ -113,13 +113,13 @@ def simulate_netlist(netlist: Path, design: VhdlDesign, x: np.ndarray, work: Pat
         data = unpack_hex(parts[0], design.n_out, design.w_out, design.out_signed)
         idx = unpack_hex(parts[1], 1, design.w_idx, False) if design.argmax else []
         rows.append([UNDEFINED] * cols if data is None or idx is None else data + idx)
-    per_word = np.array(rows, dtype=np.int64).reshape(-1, cols)
-    per_word = per_word[: len(per_word) - len(per_word) % design.out_words]  # an unfinished sample is a missing one
-    words = per_word.reshape(-1, design.out_words, cols)
+    read = np.array(rows, dtype=np.int64).reshape(-1, cols)
+    per_word = read[: len(read) - len(read) % design.out_words]  # an unfinished sample is a missing one
+    by_sample = per_word.reshape(-1, design.out_words, cols)
     # a sample's outputs are its words in order; its arg-max is the one on its last word
-    out = words[:, :, : design.n_out].reshape(len(words), -1)
+    out = by_sample[:, :, : design.n_out].reshape(len(by_sample), -1)
     if design.argmax:
-        out = np.concatenate([out, words[:, -1, design.n_out :]], axis=1)
+        out = np.concatenate([out, by_sample[:, -1, design.n_out :]], axis=1)
     undefined = np.any(out == UNDEFINED, axis=1)
     out[undefined] = UNDEFINED
     return out, int(undefined.sum()), seconds

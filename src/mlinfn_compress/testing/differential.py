@@ -13,7 +13,9 @@ from mlinfn_compress.compress.ir import INPUT, Graph, golden
 
 def _on_grid(values: np.ndarray, graph: Graph) -> np.ndarray:
     """Float outputs as integers of the output type (a value off the grid stays a float and differs)."""
-    scaled = np.ldexp(np.asarray(values, dtype=np.float64), graph.output.result_type.frac)  # type: ignore[union-attr]
+    out_t = graph.output.result_type
+    assert out_t is not None
+    scaled = np.ldexp(np.asarray(values, dtype=np.float64), out_t.frac)
     return np.where(scaled == np.round(scaled), scaled, np.nan)
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,7 +177,7 @@ class _Builder:
     # ---- the nodes ----
 
     def build(self) -> list[LayerSpec]:
-        rules = {
+        rules: dict[type, Callable[[Any], None]] = {  # each rule takes its own node class
             Linear: self.linear,
             Clip: self.clip,
             LeakyRelu: self.leaky_relu,
@@ -197,7 +198,7 @@ class _Builder:
             if rule is None:
                 raise UnsupportedNode(f"node '{node.name}': {node.kind} has no hls4ml layer")
             self.check_widths(node)
-            rule(node)  # type: ignore[operator]
+            rule(node)
             self.out[node.name] = self.specs[-1].name
         return self.specs
 
@@ -228,7 +229,8 @@ class _Builder:
         _check_wrap_free(node, node.accum_type, mag)
         prec = {"weight": node.weight_type, "bias": node.bias_type, "accum": node.accum_type}
         prec["result"] = node.result_type
-        common = {"weight_quantizer": None, "bias_quantizer": None, "data_format": "channels_last", "bias_data": b}
+        common: dict[str, Any] = {"weight_quantizer": None, "bias_quantizer": None, "data_format": "channels_last",
+                                  "bias_data": b}  # fmt: skip
         if node.window is None and len(shape) == 1:
             self.layer(node, "Dense", [self.source(node)], prec, n_in=node.n_in, n_out=node.n_out, weight_data=w,
                        use_bias=True, **common)  # fmt: skip
@@ -274,7 +276,9 @@ class _Builder:
         x_t, res = self.graph.in_type(node), node.result_type
         assert res is not None
         src = self.source(node)
-        native = {(0.0, None): "relu", (0.0, 6.0): "relu6", (0.0, 1.0): "relu1"}.get((node.lo, node.hi))
+        natives: dict[tuple[float | None, float | None], str] = {(0.0, None): "relu", (0.0, 6.0): "relu6",
+                                                                 (0.0, 1.0): "relu1"}  # fmt: skip
+        native = natives.get((node.lo, node.hi))
         if native:
             self.layer(node, "Activation", [src], {"result": res, "table": res}, activation=native)
             return

@@ -10,16 +10,26 @@ compared with the framework twin, as on every target).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlinfn_compress.backends.neuralbond.export import EXPORT_DIR, FORMATS_FILE, MODEL_FILE, check_export, export
-from mlinfn_compress.compress.fixed import to_float
-from mlinfn_compress.compress.flow.compare import Comparison, compare
+from mlinfn_compress.backends.base import Emitted, Simulated, Target
+from mlinfn_compress.backends.neuralbond.export import (
+    EXPORT_DIR,
+    FORMATS_FILE,
+    MODEL_FILE,
+    check_export,
+    export,
+    layers_of,
+)
+from mlinfn_compress.compress.flow.compare import Comparison
 from mlinfn_compress.compress.flow.progress import Progress
-from mlinfn_compress.compress.flow.verification import Verification
-from mlinfn_compress.compress.ir import Graph, golden
+from mlinfn_compress.compress.ir import Graph
+from mlinfn_compress.errors import UserError
+
+if TYPE_CHECKING:
+    from mlinfn_compress.compress.flow.options import RunOptions
 
 SIMULATOR = "none: the BondMachine toolchain is not run here (see README.md)"
 AGAINST = "the IR's quantised values (modelBM.json read back)"
@@ -30,43 +40,59 @@ NOT_VERIFIED = (
 )
 
 
-def export_and_verify(
-    graph: Graph,
-    outdir: Path,
-    x_int: np.ndarray,
-    expected: dict[str, np.ndarray],
-    references: dict[str, np.ndarray],
-    test_int: np.ndarray | None,
-    progress: Progress,
-    source: str,
-) -> tuple[Verification, dict[str, Any]]:
-    """Write OUTDIR/bondmachine/ and OUTDIR/README.md; the verification and report.json's ``bondmachine``."""
-    with progress.step("emit_bondmachine", "writing the BondMachine model (neuralbond JSON)"):
-        info = export(graph, outdir / EXPORT_DIR, source)
-        (outdir / "README.md").write_text(readme(graph, info))
-    verification, check = verify_export(graph, outdir, x_int, expected, references, test_int)
-    return verification, info | {"check": check, "not_verified": NOT_VERIFIED}
+class NeuralbondTarget(Target):
+    """The model JSON of BondMachine's neuralbond, read back and checked value by value (not simulated)."""
 
+    key = "bondmachine"
+    what = "BondMachine export"
+    softmax_note = (
+        "the model ends in a softmax: the export ends in a layer of BondMachine softmax neurons; the golden "
+        "model's outputs here are the logits before it"
+    )
 
-def verify_export(
-    graph: Graph,
-    outdir: Path,
-    x_int: np.ndarray,
-    expected: dict[str, np.ndarray] | None,
-    references: dict[str, np.ndarray],
-    test_int: np.ndarray | None = None,
-) -> tuple[Verification, dict[str, Any]]:
-    """Read the export in ``outdir`` back; compare its values with the IR, and golden with the references."""
-    check = check_export(graph, outdir / EXPORT_DIR)
-    comparisons = [Comparison(AGAINST, check["values"], check["mismatches"], check["first_mismatch"])]
-    expected = expected if expected is not None else golden.run(graph, x_int)
-    out_t = graph.output.result_type
-    assert out_t is not None
-    names = [f"out[{i}]" for i in range(graph.output_size)]
-    for name, ref in references.items():
-        comparisons.append(compare(to_float(expected["logits"], out_t.frac), ref, f"golden vs {name}", names))
-    test_golden = golden.run(graph, test_int)["logits"] if test_int is not None else None
-    return Verification(comparisons, len(x_int), 0.0, None, SIMULATOR, None, test_golden, None), check
+    @classmethod
+    def check_options(cls, opts: RunOptions) -> None:
+        if opts.softmax == "table":
+            raise UserError(
+                "--softmax table computes the softmax in the VHDL or HLS design: not with --target bondmachine"
+            )
+
+    def check_model(self, graph: Graph, source: str) -> None:
+        layers_of(graph, source)  # refuses what the format cannot describe, before any work
+
+    def emit(self, graph: Graph, outdir: Path, x_int: np.ndarray, progress: Progress) -> dict[str, Any]:
+        """Write OUTDIR/bondmachine/ and OUTDIR/README.md; report.json's ``bondmachine`` (without its check)."""
+        with progress.step("emit_bondmachine", "writing the BondMachine model (neuralbond JSON)"):
+            info = export(graph, outdir / EXPORT_DIR, graph.source_path)
+            (outdir / "README.md").write_text(readme(graph, info))
+        return {"outdir": outdir, "info": info}
+
+    def describe(self, design: dict[str, Any]) -> dict[str, Any]:
+        return {"path": EXPORT_DIR}
+
+    @classmethod
+    def load(cls, entry: dict[str, Any], outdir: Path) -> Emitted:
+        return Emitted(cls(), {"outdir": outdir, "info": None})
+
+    def simulate(
+        self,
+        design: dict[str, Any],
+        graph: Graph,
+        x_int: np.ndarray,
+        test_int: np.ndarray | None,
+        work: Path,
+        progress: Progress,
+        keep_logs: Path | None,
+    ) -> Simulated:
+        """Read the export back and compare every value with the IR's (BondMachine's toolchain is not run)."""
+        check = check_export(graph, design["outdir"] / EXPORT_DIR)
+        design["check"] = check
+        checked = Comparison(AGAINST, check["values"], check["mismatches"], check["first_mismatch"])
+        return Simulated(simulator=SIMULATOR, checks=[checked], extra={"bondmachine": check})
+
+    def report(self, design: dict[str, Any]) -> dict[str, Any]:
+        info = design["info"] or {}
+        return {"bondmachine": info | {"check": design.get("check"), "not_verified": NOT_VERIFIED}}
 
 
 def readme(graph: Graph, info: dict[str, Any]) -> str:

@@ -115,10 +115,10 @@ class _Writer:
             assert n.rq is not None
             return f"{self.requant(n.rq)}({self.ref(n.a, k)})"
         if n.kind == Kind.MUL:
-            a = g.nodes[n.a]
+            factor = g.nodes[n.a]
             if self.int_ok(n, [(n.a, 0)]) and fits_int(n.const, n.const):
                 return f"{self.ref(n.a, k)} * {_int(n.const)}"
-            wa, wc = signed_bits(a.lo, a.hi), signed_bits(n.const, n.const)
+            wa, wc = signed_bits(factor.lo, factor.hi), signed_bits(n.const, n.const)
             prod = f"{self.operand(n.a, 0, k, wa)} * {signed_literal(n.const, wc)}"
             return self.finish(n, prod, wa + wc)
         parts = [(n.a, n.sa)] + ([(n.b, n.sb)] if n.kind == Kind.ADD else [])

@@ -78,8 +78,8 @@ class AdderGraph:
     # ---- building ----
 
     def _linear(self, kind: Kind, coef: np.ndarray, offset: int, **kw: Any) -> int:
-        key = (kind, kw.get("a", -1), kw.get("sa", 0), kw.get("b", -1), kw.get("sb", 0), kw.get("sub", False))
-        key += (kw.get("const", 0),)
+        key: tuple[Any, ...] = (kind, kw.get("a", -1), kw.get("sa", 0), kw.get("b", -1), kw.get("sb", 0),
+                                kw.get("sub", False), kw.get("const", 0))  # fmt: skip
         if key in self._index:
             return self._index[key]
         a, c = coef * self._lo, coef * self._hi

@@ -14,10 +14,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from mlinfn_compress.backends.vhdl.bondmachine import render_bondmachine
-from mlinfn_compress.backends.vhdl.dataflow import render as render_dataflow
 from mlinfn_compress.backends.vhdl.design import ArithOptions, VhdlDesign
-from mlinfn_compress.backends.vhdl.stream import render_stream
 from mlinfn_compress.backends.vhdl.stream_plan import pixels
 from mlinfn_compress.compress.ir import INPUT, Graph, Linear
 from mlinfn_compress.errors import UserError
@@ -63,13 +60,15 @@ def render(
 ) -> VhdlDesign:
     """Write the design and its textio bench: architecture ``arch``; for dataflow, the form ``io``
     (parallel or stream) and ``options``, the arithmetic of the CMVM cores (default: shift-and-add at
-    the default clock); for bondmachine, ``reuse`` neurons per core."""
-    if arch == "bondmachine":
-        return render_bondmachine(graph, outdir, bench_dir, reuse, options)
-    if arch != "dataflow":
+    the default clock); for bondmachine, ``reuse`` neurons per core.  (Scripts and tests render
+    through here; a run builds its target from its options.)"""
+    from mlinfn_compress.backends.vhdl.target import BondmachineVhdl, ParallelVhdl, StreamVhdl
+
+    if arch not in ARCH_CHOICES:
         raise UserError(f"--arch must be one of {', '.join(ARCH_CHOICES)}, got {arch!r}")
-    if io == "parallel":
-        return render_dataflow(graph, outdir, bench_dir, options)
-    if io == "stream":
-        return render_stream(graph, outdir, bench_dir, options)
-    raise UserError(f"--io must be one of {', '.join(IO_CHOICES)}, got {io!r}")
+    if arch == "bondmachine":
+        return BondmachineVhdl(options, reuse=reuse).render(graph, outdir, bench_dir)
+    forms = {"parallel": ParallelVhdl, "stream": StreamVhdl}
+    if io not in forms:
+        raise UserError(f"--io must be one of {', '.join(IO_CHOICES)}, got {io!r}")
+    return forms[io](options).render(graph, outdir, bench_dir)

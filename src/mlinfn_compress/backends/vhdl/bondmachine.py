@@ -142,10 +142,11 @@ def render_bondmachine(
             rows.append({"name": op.name, "entity": op_entity, "fused_into": node.name, "latency": 0})
         cores = []
         for core in layer.cores:
-            ctx = dict(common, entity=f"{entity}_core{core.index}", node=node, steps=layer.steps)
+            core_entity = f"{entity}_core{core.index}"
+            ctx = dict(common, entity=core_entity, node=node, steps=layer.steps)
             ctx.update(_core_context(graph, layer, core, names))
-            write(ctx["entity"], env.get_template("bm_core.vhd.j2").render(ctx))
-            cores.append({"index": core.index, "entity": ctx["entity"], "neurons": core.neurons})
+            write(core_entity, env.get_template("bm_core.vhd.j2").render(ctx))
+            cores.append({"index": core.index, "entity": core_entity, "neurons": core.neurons})
         out = layer.output
         ctx = dict(
             common,

@@ -180,7 +180,8 @@ def timing(layers: list[Layer], samples: int = MODEL_SAMPLES) -> Timing:
     steps = [layer.steps for layer in layers]
     n = len(steps)
     busy, step, full = [False] * n, [0] * n, [False] * n
-    fed, last, edge = 0, [], 0
+    fed, edge = 0, 0
+    last: list[int] = []
     while len(last) < samples:
         in_valid = [fed < samples, *full[:-1]]
         in_ready = [not b for b in busy]

@@ -23,6 +23,7 @@ from mlinfn_compress._version import __version__
 from mlinfn_compress.backends.vhdl.cmvm import build_core
 from mlinfn_compress.backends.vhdl.design import ArithOptions, TensorNames, VhdlDesign, int_table, template_env
 from mlinfn_compress.backends.vhdl.ops import (
+    ELEMENTWISE,
     Rendered,
     linear_sources,
     render_concat,
@@ -35,17 +36,14 @@ from mlinfn_compress.backends.vhdl.requant import signed_bits, type_fits_int
 from mlinfn_compress.compress.fixed import FixedType
 from mlinfn_compress.compress.ir import (
     INPUT,
-    Add,
     Cast,
     Clip,
     Concat,
     Graph,
-    LeakyRelu,
     Linear,
     Node,
     Pool,
     Softmax,
-    Table,
 )
 from mlinfn_compress.compress.ir.dispatch import OpTable
 from mlinfn_compress.compress.ir.movement import Movement
@@ -160,7 +158,7 @@ PARALLEL: OpTable[Callable[[_Job], Built]] = OpTable(
         Movement: _entity(render_move),
         Concat: _entity(render_concat),
         Softmax: _entity(render_softmax),
-        **dict.fromkeys((Cast, Clip, LeakyRelu, Table, Add), _entity(render_elementwise)),
+        **dict.fromkeys(ELEMENTWISE, _entity(render_elementwise)),
     },
 )
 

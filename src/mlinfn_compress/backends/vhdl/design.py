@@ -59,6 +59,23 @@ RESERVED = {
 }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Interface:
+    """How an architecture's top level takes samples, and how it is checked."""
+
+    handshake: bool  # valid/ready on both sides, a sample as words (stream, bondmachine); else valid only
+    protocol_test: str  # the cocotb module (in mlinfn_compress.sim) that checks the protocol
+    pipelined: bool  # its latency is in clocks of --clock-period (bondmachine cores are not cut to it)
+
+
+# the architecture recorded in a design -> its interface
+INTERFACES = {
+    "dataflow": Interface(handshake=False, protocol_test="protocol_test", pipelined=True),
+    "stream": Interface(handshake=True, protocol_test="stream_protocol_test", pipelined=True),
+    "bondmachine": Interface(handshake=True, protocol_test="stream_protocol_test", pipelined=False),
+}
+
+
 @dataclass
 class VhdlDesign:
     """What the backend wrote: files in compile order and the interface facts."""
@@ -93,10 +110,14 @@ class VhdlDesign:
         return d
 
     @property
+    def interface(self) -> Interface:
+        return INTERFACES[self.architecture]
+
+    @property
     def latency_ns(self) -> float | None:
         """The latency at the clock period the design is pipelined for (None: naive, or bondmachine, not
         pipelined to one)."""
-        if self.arith.arith == "naive" or self.architecture == "bondmachine":
+        if self.arith.arith == "naive" or not self.interface.pipelined:
             return None
         return round(self.latency * self.arith.clock_period_ns, 3)
 

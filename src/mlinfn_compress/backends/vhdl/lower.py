@@ -70,7 +70,7 @@ def lower_linear(node: Linear, x_t: FixedType, dsp: bool = False, then: Clip | C
     mask = dsp_mask(w) if dsp else np.zeros(w.shape, dtype=bool)
     refs = solve(g, np.where(mask, 0, w))
     for j in range(node.n_out):
-        products = [Ref(g.mul(i, int(w[i, j]))) for i in np.flatnonzero(mask[:, j])]
+        products = [Ref(g.mul(int(i), int(w[i, j]))) for i in np.flatnonzero(mask[:, j])]
         if products:
             refs[j] = tree_sum(g, [r for r in [refs[j], *products] if r is not None])
         _check_column(g, refs[j], w[:, j], node.name, j)
@@ -81,6 +81,7 @@ def lower_linear(node: Linear, x_t: FixedType, dsp: bool = False, then: Clip | C
 
 def _check_column(g: AdderGraph, r: Ref | None, column: np.ndarray, name: str, j: int) -> None:
     """The adder graph must compute exactly the matrix column (the translation's proof)."""
+    got: list[int | None]
     if r is None:
         got = [0] * len(column)
     else:

@@ -22,10 +22,17 @@ import jinja2
 from mlinfn_compress._version import __version__
 from mlinfn_compress.backends.vhdl.cmvm import build_core
 from mlinfn_compress.backends.vhdl.design import ArithOptions, TensorNames, VhdlDesign, check_widths, template_env
-from mlinfn_compress.backends.vhdl.ops import Rendered, pool_requant, render_concat, render_elementwise, render_pool
+from mlinfn_compress.backends.vhdl.ops import (
+    ELEMENTWISE,
+    Rendered,
+    pool_requant,
+    render_concat,
+    render_elementwise,
+    render_pool,
+)
 from mlinfn_compress.backends.vhdl.stream_plan import Collect, Fifo, Fork, Plan, Scan, Unit, Wire, pixels, plan
 from mlinfn_compress.backends.vhdl.stream_timing import Deadlock, size_fifos, timing
-from mlinfn_compress.compress.ir import INPUT, Add, Cast, Clip, Concat, Graph, LeakyRelu, Linear, Node, Pool, Table
+from mlinfn_compress.compress.ir import INPUT, Concat, Graph, Linear, Node, Pool
 from mlinfn_compress.compress.ir.dispatch import OpTable
 from mlinfn_compress.compress.ir.movement import Movement
 from mlinfn_compress.errors import UserError
@@ -61,7 +68,11 @@ class _Renderer:
         self.options = options
         self.env: jinja2.Environment = template_env()
         self.names = _Names(graph)
-        self.common = {"top": self.names.top, "version": __version__, "source": Path(graph.source_path).name}
+        self.common: dict[str, Any] = {
+            "top": self.names.top,
+            "version": __version__,
+            "source": Path(graph.source_path).name,
+        }
         self.files: list[Path] = []
         self.vectors: list[dict[str, Any]] = []
         self.layers: list[dict[str, Any]] = []
@@ -86,8 +97,9 @@ class _Renderer:
         take = " and ".join(e for e in (rows.take.expr("r", rows.size), cols.take.expr("c", cols.size)) if e != "true")
         emit = " and ".join(e for e in (rows.emit.expr("r", rows.size), cols.emit.expr("c", cols.size)) if e != "true")
         describe = [f"input {' and '.join(str(s) for s in self.graph.in_shapes(node))}, output {node.shape}."]
-        core, divisor = self.core(unit, f"{entity}_core", ports, describe)
-        if divisor:
+        core, has_divisor = self.core(unit, f"{entity}_core", ports, describe)
+        divisor = None
+        if has_divisor:
             divisor = {"rows": (rows.take.first, rows.take.count), "cols": (cols.take.first, cols.take.count)}
         ctx = dict(
             self.common,
@@ -185,7 +197,7 @@ class _Renderer:
     def _concat_core(self, job: _Core) -> tuple[dict[str, Any] | None, bool]:
         node, graph = job.unit.node, self.graph
         assert isinstance(node, Concat)
-        shapes = [(pixels(s)[1],) for s in graph.in_shapes(node)]
+        shapes: list[tuple[int, ...]] = [(pixels(s)[1],) for s in graph.in_shapes(node)]
         base = dict(self._base(job), in_ports=self._in_ports(job))
         return self._pixel_core(job, render_concat(self.env, graph, node, base, shapes=shapes))
 
@@ -251,7 +263,7 @@ SCAN_CORES: OpTable[Callable[[_Renderer, _Core], tuple[dict[str, Any] | None, bo
         Pool: _Renderer._pool_core,
         Movement: _Renderer._movement_core,
         Concat: _Renderer._concat_core,
-        **dict.fromkeys((Cast, Clip, LeakyRelu, Table, Add), _Renderer._elementwise_core),
+        **dict.fromkeys(ELEMENTWISE, _Renderer._elementwise_core),
     },
 )
 

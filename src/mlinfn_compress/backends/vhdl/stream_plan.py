@@ -32,15 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from mlinfn_compress.backends.vhdl.ops import ELEMENTWISE
 from mlinfn_compress.compress.ir import (
     INPUT,
-    Add,
-    Cast,
-    Clip,
     Concat,
     Crop,
     Graph,
-    LeakyRelu,
     Linear,
     Node,
     Pad,
@@ -48,7 +45,6 @@ from mlinfn_compress.compress.ir import (
     Reshape,
     Shape,
     Softmax,
-    Table,
     Transpose,
     UniqueNames,
     Upsample,
@@ -226,9 +222,9 @@ def _refuse(node: Node, why: str) -> UserError:
     )
 
 
-def _window_scan(node: Node, graph: Graph, name: str, ins: list[str], out: str) -> Scan:
+def _window_scan(node: Linear | Pool, graph: Graph, name: str, ins: list[str], out: str) -> Scan:
     """Convolution or pooling windows over the input's pixels (1-D windows slide along the row)."""
-    window = node.window  # type: ignore[attr-defined]
+    window = node.window
     assert window is not None
     h, w = _spatial(node, graph)
     if window.dims == 1:
@@ -326,7 +322,7 @@ STREAM_UNITS: OpTable[Callable[[Any, Graph, str, list[str], str], Unit]] = OpTab
         Crop: _crop_scan,
         Upsample: _upsample_scan,
         Concat: _concat_unit,
-        **dict.fromkeys((Cast, Clip, LeakyRelu, Table, Add, Softmax), _pixel_scan),
+        **dict.fromkeys((*ELEMENTWISE, Softmax), _pixel_scan),
     },
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from mlinfn_compress.compress.fixed.rounding import OVERFLOW_MODES, ROUNDING_MODES
 
@@ -76,10 +77,10 @@ class FixedType:
         }
 
     @staticmethod
-    def from_dict(d: dict[str, object]) -> FixedType:
+    def from_dict(d: dict[str, Any]) -> FixedType:
         return FixedType(
-            int(d["width"]),  # type: ignore[arg-type]
-            int(d["integer"]),  # type: ignore[arg-type]
+            int(d["width"]),
+            int(d["integer"]),
             bool(d["signed"]),
             str(d["rounding"]),
             str(d["overflow"]),

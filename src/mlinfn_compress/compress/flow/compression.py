@@ -78,53 +78,37 @@ def _finetune(
     workdir: Path,
     info: dict[str, Any],
 ) -> tuple[LoadedModel, dict[str, Any]]:
-    keras = loaded.graph.framework in ("keras", "qkeras")
-    if keras:
-        from mlinfn_compress.compress.frameworks.keras import training as training
-    else:
-        from mlinfn_compress.compress.frameworks.torch import training as training  # type: ignore[no-redef]
+    from mlinfn_compress.compress.frameworks import framework_of
+
+    framework = framework_of(loaded.graph)
     model = loaded.model
     dataset = loaded.model_dataset(dataset)  # the trainers feed the framework's model its own layout
     masks = None
     if opts.prune > 0:
         epochs = opts.epochs or DEFAULT_PRUNE_EPOCHS
         with progress.step("prune", f"pruning to {opts.prune:.0%} while fine-tuning ({epochs} epochs)"):
-            model, masks = training.prune_finetune(model, dataset, opts.prune, opts.prune_scope, epochs, progress.info)
-        method = "tensorflow-model-optimization prune_low_magnitude" if keras else "torch.nn.utils.prune"
+            model, masks = framework.prune_finetune(model, dataset, opts.prune, opts.prune_scope, epochs,
+                                                    progress.info)  # fmt: skip
         info["pruning"] = {
-            "method": f"{method}, gradual (polynomial) schedule while fine-tuning",
+            "method": f"{framework.pruning_method}, gradual (polynomial) schedule while fine-tuning",
             "scope": opts.prune_scope,
             "target": opts.prune,
             "epochs": epochs,
         }
     if opts.qat:
         epochs = opts.epochs or DEFAULT_QAT_EPOCHS
-        qat_framework = "qkeras" if keras else "brevitas"
-        with progress.step("qat", f"quantisation-aware fine-tuning in {qat_framework} ({epochs} epochs)"):
-            model = training.qat_finetune(
+        with progress.step("qat", f"quantisation-aware fine-tuning in {framework.qat_framework} ({epochs} epochs)"):
+            model = framework.qat_finetune(
                 model, dataset, masks, quant.weight_bits, quant.act_bits, epochs, progress.info
             )
         info["qat"] = {
-            "framework": qat_framework,
+            "framework": framework.qat_framework,
             "weight_bits": quant.weight_bits,
             "act_bits": quant.act_bits,
             "epochs": epochs,
         }
-    reloaded = _reload(model, loaded, keras, workdir)
+    reloaded = framework.reload(model, loaded, workdir)
     reloaded.graph.source_path = loaded.graph.source_path
     reloaded.graph.name = loaded.graph.name
     reloaded.graph.parameters = loaded.graph.parameters
     return reloaded, info
-
-
-def _reload(model: Any, loaded: LoadedModel, keras: bool, workdir: Path) -> LoadedModel:
-    """Read the fine-tuned model back through its frontend (a Keras model saved first)."""
-    if keras:
-        from mlinfn_compress.compress.frameworks import keras as keras_frontend
-
-        path = workdir / "compressed.h5"
-        model.save(path, include_optimizer=False)
-        return keras_frontend.load(path)
-    from mlinfn_compress.compress.frameworks import torch as torch_frontend
-
-    return torch_frontend.from_module(model, Path(loaded.graph.source_path), loaded.model_input_shape)

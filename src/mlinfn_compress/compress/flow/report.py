@@ -1,7 +1,13 @@
-"""report.json: what a run did and what it proved, and the human summary."""
+"""report.json: what a run did and what it proved, as typed sections built once from the stages' results.
+
+The fields are those of ``schema/report-1.json`` (a JSON Schema the tests validate every report
+against); ``summary`` prints the lines a person reads first.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +32,7 @@ def layer_rows(graph: Graph, design: VhdlDesign | None = None) -> list[dict[str,
     rows = []
     for n in graph.nodes:
         types = n.types()
-        row = {
+        row: dict[str, Any] = {
             "name": n.name,
             "op": n.kind,
             "block": n.op.value,
@@ -97,7 +103,7 @@ def compression(graph: Graph) -> dict[str, Any]:
     zeros = sum(int(np.count_nonzero(np.asarray(n.weight_int) == 0)) for n in dense)
     bits = 0
     for n in dense:
-        assert n.weight_type is not None and n.bias_type is not None
+        assert n.weight_type is not None and n.bias_type is not None and n.bias_int is not None
         bits += n.multipliers() * n.weight_type.width + int(np.count_nonzero(n.bias_int)) * n.bias_type.width
     return {
         "sparsity": round(zeros / total, 6) if total else 0.0,
@@ -119,222 +125,98 @@ def float_exactness(graph: Graph) -> dict[str, Any]:
     return {"float32_exact": not inexact, "layers_beyond_float32": inexact}
 
 
-def hardware(
-    design: VhdlDesign | None, outputs: dict[str, Any], interval: int | None, io: dict[str, Any] | None
-) -> dict[str, Any]:
-    """report.json's ``hardware``: latency, interval, architecture, clock and arithmetic of the VHDL design
-    (None where the HLS build decides)."""
-    hw: dict[str, Any] = {
-        "latency_cycles": design.latency if design is not None else None,
-        "initiation_interval": interval,
-        "io": io,
-        "resources": None,
-        "outputs": outputs,
-    }
-    if design is not None:
-        arith = design.arith
-        hw.update(
-            latency_ns=design.latency_ns,
-            clock_period_ns=arith.clock_period_ns if design.latency_ns is not None else None,
-            arithmetic=arith.arith,
-            dsp=arith.dsp,
-            adders=sum(row.get("adders", 0) for row in design.layers) if arith.arith == "shift-add" else None,
-            register_bits=sum(row.get("register_bits", 0) for row in design.layers) + design.delay_register_bits,
-        )
-        if design.architecture == "bondmachine":
-            hw.update(
-                arithmetic="multiply-accumulate",
-                dsp=None,
-                adders=None,
-                register_bits=None,
-                reuse=design.reuse,
-                cores=sum(row.get("cores", 0) for row in design.layers),
-            )
-    return hw
+SCHEMA_VERSION = 1  # report.json's fields: schema/report-1.json; a change of fields is a new version
 
 
-def build_report(
-    graph: Graph,
-    target: str,
-    design: VhdlDesign | None,
-    verification: dict[str, Any],
-    quantisation: dict[str, Any],
-    outputs: dict[str, Any],
-    timings: dict[str, float],
-    *,
-    interval: int | None = 1,
-    io: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The report; ``io``: the VHDL architecture, how it was chosen and why (None without VHDL)."""
-    return {
-        "tool": {"name": "mlinfn-compress", "version": __version__},
-        "model": {
-            "path": graph.source_path,
-            "framework": graph.framework,
-            "parameters": graph.parameters,
-            "input_shape": list(graph.input_shape),
-            "output_shape": list(graph.output.shape),
-        },
-        "target": target,
-        "layers": layer_rows(graph, design),
-        "compression": compression(graph),
-        "quantisation": quantisation,
-        "verification": verification,
-        "hardware": hardware(design, outputs, interval, io),
-        "accuracy": None,
-        "timings_s": timings,
-    }
+@dataclass
+class ModelSection:
+    path: str
+    framework: str
+    parameters: int
+    input_shape: list[int]
+    output_shape: list[int]
+    framework_input_shape: list[int] | None = None  # PyTorch: one sample as the model takes it (channels first)
+    framework_output_shape: list[int] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        for key in ("framework_input_shape", "framework_output_shape"):
+            if d[key] is None:
+                del d[key]
+        return d
 
 
-def summary(report: dict[str, Any], outdir: Path) -> str:
-    lines = [f"mlinfn-compress {report['tool']['version']}: {report['model']['path']} -> {outdir}/"]
-    lines.append(f"  {'layer':<16} {'op':<6} {'shape':>9}  {'weights':<26} {'result':<26} sparsity")
-    for row in report["layers"]:
-        shape = "x".join(map(str, row["in_shape"])) + "->" + "x".join(map(str, row["out_shape"]))
-        lines.append(
-            f"  {row['name']:<16} {row['op']:<6} {shape:>9}  {row['weight_type'] or '-':<26} "
-            f"{row['result_type']:<26} {row['sparsity']:.0%}"
-        )
-    hw, comp, ver = report["hardware"], report["compression"], report["verification"]
-    if hw.get("arithmetic") == "multiply-accumulate":
-        arith = f"{hw['cores']} multiply-accumulate cores, up to {hw['reuse']} neuron(s) each"
-    elif hw.get("arithmetic") == "shift-add":
-        arith = f"{hw['adders']} adders" + (" and DSP products (--dsp)" if hw["dsp"] else ", no multiplier")
-    else:
-        arith = f"{comp['multipliers']} multipliers"
-    lines.append(
-        f"  latency {latency_text(report)}, initiation interval {hw['initiation_interval'] or 'set by its build'}; "
-        f"{arith}, {comp['sparsity']:.0%} of weights zero"
-    )
-    io = hw.get("io")
-    if io:
-        lines.append(f"  architecture: {io['architecture']} ({io['chosen_by']}: {io['reason']})")
-    res = hw.get("resources")
-    if res and "LUT" in res:
-        nodsp = res.get("nodsp", {})
-        lines.append(
-            f"  resources (yosys estimate, {res['seconds']} s): {res['LUT']} LUT, {res['FF']} FF, "
-            f"{res['DSP']} DSP, {res['CARRY']} CARRY4" + (f"; without DSPs {nodsp['LUT']} LUT" if nodsp else "")
-        )
-    timing = hw.get("timing")
-    if timing:
-        lines.append(f"  timing: {timing_text(timing)}")
-    if hw["outputs"].get("note"):
-        lines.append(f"  outputs: {hw['outputs']['note']}")
-    sm = hw["outputs"].get("softmax")
-    if sm:
-        lines.append(
-            f"  table softmax: max |error| {sm['max_abs_error_vs_float']:.3g} against the float softmax of the same "
-            f"logits ({sm['samples']} samples)"
-        )
-    for row in report["layers"]:
-        if "table_error" in row:
-            lines.append(f"  table {row['name']} ({row['op']}): max |error| {row['table_error']['max_abs_error']:.3g}")
-    fm = report["quantisation"].get("float_model")
-    if fm:
-        lines.append(
-            f"  vs float model: max |error| {fm['max_abs_error']:.4g}, arg-max agreement {fm['argmax_agreement']:.2%}"
-        )
-    lines.append(
-        f"  verification: {ver['samples']} samples against {', '.join(ver['against'])}: "
-        f"{ver['mismatches']} mismatches{_checks(ver)} -> {verdict(ver)}"
-    )
-    if ver.get("simulation_error"):
-        lines.append(f"  {ver['simulation_error']}")
-    if ver["first_mismatch"]:
-        fm2 = ver["first_mismatch"]
-        where = (
-            fm2["where"]
-            if "where" in fm2
-            else f"sample {fm2['sample']}, output {fm2.get('output_name', fm2['output'])}"
-        )
-        lines.append(
-            f"  first mismatch: {where} against {fm2['against']}: expected {fm2['expected']}, got {fm2['got']}"
-        )
-    net = ver.get("netlist")
-    if net:
-        lines.append(f"  netlist: {netlist_text(net)}")
-    for text in report.get("warnings") or []:
-        lines.append(f"  WARNING: {text}")
-    lines.append(f"  report: {outdir / 'report.json'}, {outdir / 'report.html'}")
-    return "\n".join(lines)
+@dataclass
+class HardwareSection:
+    outputs: dict[str, Any]  # what the design emits: the type of its outputs, an arg-max, a note
+    latency_cycles: int | None = None  # None where the HLS or BondMachine build decides
+    initiation_interval: int | None = None
+    io: dict[str, Any] | None = None  # the VHDL architecture, how it was chosen and why
+    resources: dict[str, Any] | None = None  # --synth: yosys's counts
+    timing: dict[str, Any] | None = None  # --synth: place-and-route
+    design: dict[str, Any] = field(default_factory=dict)  # the VHDL design's clock, arithmetic, adders, cores
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "latency_cycles": self.latency_cycles,
+            "initiation_interval": self.initiation_interval,
+            "io": self.io,
+            "resources": self.resources,
+            "outputs": self.outputs,
+        }
+        d |= self.design
+        if self.timing is not None:
+            d["timing"] = self.timing
+        return d
 
 
-def latency_text(report: dict[str, Any]) -> str:
-    hw = report["hardware"]
-    cycles = hw["latency_cycles"]
-    if cycles is not None:
-        ns = hw.get("latency_ns")
-        return f"{cycles} cycles" + (f" ({ns} ns at {hw['clock_period_ns']} ns)" if ns is not None else "")
-    return "set by the BondMachine build" if report["target"] == "bondmachine" else "set by HLS synthesis"
+@dataclass
+class Report:
+    """report.json: what a run did and what it proved, built once from the stages' results."""
+
+    model: ModelSection
+    target: str  # --target as given
+    layers: list[dict[str, Any]]
+    compression: dict[str, Any]
+    quantisation: dict[str, Any]
+    verification: dict[str, Any]
+    hardware: HardwareSection
+    timings_s: dict[str, float]
+    twin: dict[str, Any]
+    accuracy: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    targets: dict[str, Any] = field(default_factory=dict)  # each target's own sections (hls, bondmachine)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "mlinfn-compress", "version": __version__},
+            "model": self.model.to_json(),
+            "target": self.target,
+            "layers": self.layers,
+            "compression": self.compression,
+            "quantisation": self.quantisation,
+            "verification": self.verification,
+            "hardware": self.hardware.to_json(),
+            "accuracy": self.accuracy,
+            "timings_s": self.timings_s,
+            **self.targets,
+            "twin": self.twin,
+            "warnings": self.warnings,
+        }
+
+    def write(self, outdir: Path) -> dict[str, Any]:
+        """Write report.json into ``outdir``; the JSON written."""
+        data = self.to_json()
+        (outdir / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+        return data
 
 
-def timing_text(timing: dict[str, Any]) -> str:
-    """One line on place-and-route: device, Fmax, utilisation (or why there is none)."""
-    levels = f"{timing.get('logic_levels')} logic levels"
-    if timing.get("error"):
-        return f"place-and-route failed ({timing['error'].splitlines()[0][:120]}); {levels}"
-    placed = timing.get("placed")
-    if not timing.get("device") and placed:
-        return (
-            f"{timing.get('note')}; placed on {placed['device']}{_logic_cells(placed['utilisation'])}: "
-            f"{placed['fmax_estimate_mhz']} MHz estimated after placement (not routed); {levels}"
-        )
-    if not timing.get("device"):
-        return f"{timing.get('note')}: {levels}"
-    return f"{timing['device']}: Fmax {timing['fmax_mhz']} MHz{_logic_cells(timing['utilisation'])}; {levels}"
-
-
-def _logic_cells(utilisation: dict[str, Any]) -> str:
-    logic = next((u for k, u in utilisation.items() if k in ("ICESTORM_LC", "TRELLIS_COMB")), None)
-    return f", {logic['used']} logic cells ({logic['percent']}%)" if logic else ""
-
-
-def netlist_text(net: dict[str, Any]) -> str:
-    if net.get("error"):
-        return f"simulation failed: {net['error'].splitlines()[0][:160]}"
-    return (
-        f"{net['samples']} vectors through the synthesised netlist ({net['simulator']}): "
-        f"{net['mismatches']} mismatches with golden"
-    )
-
-
-def _checks(ver: dict[str, Any]) -> str:
-    text = ""
-    proto = ver.get("protocol")
-    if proto is not None:
-        text += (
-            f"; cocotb {proto.get('tests', 0) - proto.get('failed', 0)}/{proto.get('tests', 0)} protocol tests passed"
-        )
-    timing = ver.get("timing")
-    if timing is not None:
-        text += (
-            "; latency and interval measured as stated"
-            if timing["agree"]
-            else (
-                f"; measured latency {timing['measured']['latency_cycles']} and interval "
-                f"{timing['measured']['initiation_interval']} differ from the design's"
-            )
-        )
-    hls = ver.get("hls")
-    if hls is not None:
-        diffs = len(hls["precision_differences"])
-        text += f"; HLS project precisions {'as the IR' if not diffs else f'differ from the IR in {diffs} places'}"
-    return text
-
-
-def verdict(ver: dict[str, Any]) -> str:
-    proto, hls, net = ver.get("protocol"), ver.get("hls"), ver.get("netlist")
-    if not ver["bit_exact"]:
-        return "MISMATCH"
-    if net is not None and not net.get("bit_exact"):
-        return "NETLIST MISMATCH"
-    if ver.get("bondmachine") is not None:
-        return "EXPORTED EXACTLY (not simulated)"
-    if proto is not None and (proto.get("failed") != 0 or not proto.get("tests")):
-        return "PROTOCOL TESTS FAILED"
-    if hls is not None and hls["precision_differences"]:
-        return "HLS PRECISIONS CHANGED"
-    if ver.get("timing") is not None and not ver["timing"]["agree"]:
-        return "TIMING DIFFERS"
-    return "BIT-EXACT"
+def model_section(graph: Graph, layouts: dict[str, Any]) -> ModelSection:
+    """The model as loaded; its framework's own shapes where they differ from the IR's."""
+    section = ModelSection(graph.source_path, graph.framework, graph.parameters, list(graph.input_shape),
+                           list(graph.output.shape))  # fmt: skip
+    if layouts.get("input") is not None and layouts.get("output") is not None:
+        section.framework_input_shape = list(layouts["input"]["model_shape"])
+        section.framework_output_shape = list(layouts["output"]["model_shape"])
+    return section

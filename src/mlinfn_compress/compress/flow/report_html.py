@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mlinfn_compress.compress.flow.report import latency_text, netlist_text, timing_text, verdict
+from mlinfn_compress.compress.flow.summary import latency_text, netlist_text, timing_text, verdict
 from mlinfn_compress.compress.ir import Graph, Linear
 
 MAX_LAYERS = 12  # weight histograms drawn for at most this many layers
@@ -120,7 +120,7 @@ def _layers(graph: Graph) -> str:
     ax1.set_ylabel("zero weights (%)")
     ax1.set_ylim(0, 100)
     for k, role in enumerate(("weight", "accum", "result")):
-        widths = [(n.types().get(role).width if n.types().get(role) else 0) for n in graph.nodes]  # type: ignore[union-attr]
+        widths = [t.width if (t := n.types().get(role)) is not None else 0 for n in graph.nodes]
         ax2.bar(x + (k - 1) * 0.27, widths, width=0.27, label=role)
     ax2.set_ylabel("bits")
     ax2.legend(fontsize=8)

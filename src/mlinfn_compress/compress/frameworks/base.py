@@ -1,11 +1,14 @@
-"""What every frontend returns."""
+"""What every framework offers (``Framework``), and what its loading returns (``LoadedModel``)."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -128,3 +131,71 @@ def check_finite(file: str, parameters: Iterable[tuple[str, str, str, Any]]) -> 
             f"({array.size} values; the first at index {list(first)}); no fixed-point format can hold them: "
             "repair or retrain the model (a training run that diverged writes such values) and convert it again"
         )
+
+
+Progress = Callable[[str], None] | None  # a trainer's progress lines
+TwinRun = tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]  # report entry, outputs, test-set outputs
+TWIN_DEVICES = ("auto", "cpu", "cuda")
+
+
+class Framework(ABC):
+    """What the tool does with one framework's models: every framework offers the same operations.
+
+    ``load`` translates a model file into the float IR with the framework's
+    own inference beside it; ``prune_finetune`` and ``qat_finetune`` train
+    the framework's model on labelled data and ``reload`` reads the result
+    back through ``load``'s translation; ``save_twin`` and ``run_twin`` write
+    and run the compressed model as a framework model that equals the golden
+    model bit for bit.  The heavy libraries are imported inside the methods.
+    """
+
+    name: ClassVar[str]
+    suffixes: ClassVar[tuple[str, ...]]  # model files it reads
+    graph_frameworks: ClassVar[tuple[str, ...]]  # the ``Graph.framework`` values of the models it translates
+    pruning_method: ClassVar[str]
+    qat_framework: ClassVar[str]
+    package: ClassVar[str]  # the subpackage: its ``training`` module holds the trainers
+
+    @abstractmethod
+    def check_arguments(
+        self, path: Path, weights: Path | None, model_class: str | None, model_args: Any, input_shape: Any
+    ) -> None:
+        """UserError for a loading option this framework does not take."""
+
+    @abstractmethod
+    def load(
+        self,
+        path: Path,
+        weights: Path | None,
+        model_class: str | None,
+        model_args: dict[str, Any] | None,
+        input_shape: tuple[int, ...] | None,
+    ) -> LoadedModel: ...
+
+    def prune_finetune(
+        self, model: Any, data: Dataset, sparsity: float, scope: str, epochs: int, progress: Progress
+    ) -> tuple[Any, Any]:
+        """The model pruned to ``sparsity`` while fine-tuning, and its keep-masks."""
+        trainers = importlib.import_module(f"{self.package}.training")
+        return trainers.prune_finetune(model, data, sparsity, scope, epochs, progress)  # type: ignore[no-any-return]
+
+    def qat_finetune(
+        self, model: Any, data: Dataset, masks: Any, weight_bits: int, act_bits: int, epochs: int, progress: Progress
+    ) -> Any:
+        """The model rebuilt with the framework's quantisers and fine-tuned, the masks kept."""
+        trainers = importlib.import_module(f"{self.package}.training")
+        return trainers.qat_finetune(model, data, masks, weight_bits, act_bits, epochs, progress)
+
+    @abstractmethod
+    def reload(self, model: Any, loaded: LoadedModel, workdir: Path) -> LoadedModel:
+        """A fine-tuned model read back through the translation ``load`` uses."""
+
+    @abstractmethod
+    def save_twin(self, graph: Graph, twin_dir: Path, device: str, x: np.ndarray, x_test: np.ndarray | None) -> TwinRun:
+        """Save the twin of a quantised graph under ``twin_dir`` and run it on ``x`` (and ``x_test``)."""
+
+    @abstractmethod
+    def run_twin(
+        self, graph: Graph, twin_dir: Path, device: str, inputs: list[np.ndarray | None]
+    ) -> tuple[str, list[np.ndarray | None]]:
+        """The twin saved under ``twin_dir`` run on each of ``inputs``: the device it ran on, flat float64 rows."""

@@ -33,7 +33,7 @@ class OpTable(Generic[T]):
         """The entry of the node's class or its nearest base (None when there is none)."""
         for cls in type(node).__mro__:
             if cls in self.entries:
-                return self.entries[cls]  # type: ignore[index]  # cls is a Node subclass here
+                return self.entries[cls]
         return None
 
     def __getitem__(self, node: Node) -> T:

@@ -117,7 +117,8 @@ class LeakyRelu(_Unary):
         if fa < 0:
             raise IRError(f"node '{self.name}': alpha type {self.alpha_type} needs fractional bits >= 0")
         pos = align(x, x_t.frac, x_t.frac + fa)
-        neg = x * int(self.alpha_int)  # type: ignore[arg-type]
+        assert self.alpha_int is not None
+        neg = x * int(self.alpha_int)
         return requantize(np.where(x >= 0, pos, neg), x_t.frac + fa, self.result_type)
 
 

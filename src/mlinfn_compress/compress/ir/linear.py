@@ -106,7 +106,10 @@ class Linear(Node):
     def shifts(self, x_t: FixedType, accum_frac: int | None = None) -> tuple[int, int]:
         """(sw, sb): left shifts that put products and bias on the accumulator's grid."""
         assert self.weight_type is not None and self.bias_type is not None
-        frac = self.accum_type.frac if accum_frac is None else accum_frac  # type: ignore[union-attr]
+        if accum_frac is None:
+            assert self.accum_type is not None
+            accum_frac = self.accum_type.frac
+        frac = accum_frac
         sw = frac - (x_t.frac + self.weight_type.frac)
         sb = frac - self.bias_type.frac
         if sw < 0 or sb < 0:

@@ -72,7 +72,8 @@ def prune_graph(graph: Graph, sparsity: float, scope: str) -> dict[str, float]:
     A batch norm that stands alone (a per-channel scale) is left as it is.
     """
     dense = {n.name: n for n in prunable(graph)}
-    masks = magnitude_masks({name: n.weight for name, n in dense.items()}, sparsity, scope)  # type: ignore[misc]
+    weights = {name: n.weight for name, n in dense.items() if n.weight is not None}  # prunable: all have one
+    masks = magnitude_masks(weights, sparsity, scope)
     result = {}
     for name, node in dense.items():
         assert node.weight is not None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -273,15 +274,15 @@ class _Pass:
         node.result_type = self.graph.in_type(node)
 
     def run(self) -> list[str]:
-        rules: dict[type, Callable[[Node], None]] = {
-            Linear: self.linear,  # type: ignore[dict-item]
-            Clip: self.clip,  # type: ignore[dict-item]
-            LeakyRelu: self.leaky_relu,  # type: ignore[dict-item]
-            Table: self.table,  # type: ignore[dict-item]
-            Pool: self.pool,  # type: ignore[dict-item]
-            Add: self.add,  # type: ignore[dict-item]
-            Concat: self.concat,  # type: ignore[dict-item]
-            Softmax: self.softmax,  # type: ignore[dict-item]
+        rules: dict[type, Callable[[Any], None]] = {  # each rule takes its own node class
+            Linear: self.linear,
+            Clip: self.clip,
+            LeakyRelu: self.leaky_relu,
+            Table: self.table,
+            Pool: self.pool,
+            Add: self.add,
+            Concat: self.concat,
+            Softmax: self.softmax,
             Reshape: self.passthrough,
             Pad: self.passthrough,
             Crop: self.passthrough,

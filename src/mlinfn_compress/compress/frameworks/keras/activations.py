@@ -79,7 +79,7 @@ def _relu_label(hi: float | None) -> str:
 def hard_sigmoid(tr: Translator, call: LayerCall, x: str, name: str, slope: float, t: FixedType | None = None) -> str:
     """clip(slope * x + 0.5, 0, 1): a per-channel scale and shift, then a clip; exact types when ``t`` is given."""
     layer = call.layer
-    channels = int(call.out_shape[-1])  # type: ignore[arg-type]
+    channels = int(call.out_shape[-1])  # type: ignore[arg-type]  # Keras types shape entries int | None: the walk has checked they are known
     scale = Linear(
         name=f"{name}_scale",
         inputs=[x],

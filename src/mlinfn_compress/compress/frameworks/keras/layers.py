@@ -51,7 +51,7 @@ def _spatial(tr: Translator, call: LayerCall, dims: int) -> tuple[int, ...]:
     shape = call.in_shapes[0]
     if len(shape) != dims + 1:
         raise tr.reject(call.layer, f"receives a tensor of shape {shape}; it needs {dims} spatial axes and channels")
-    return tuple(int(s) for s in shape[:-1])  # type: ignore[arg-type]
+    return tuple(int(s) for s in shape[:-1])  # type: ignore[arg-type]  # Keras types shape entries int | None: the walk has checked they are known
 
 
 def _padding(
@@ -127,7 +127,7 @@ def pool(tr: Translator, call: LayerCall, xs: list[str]) -> str:
         y = tr.add(node)
         if getattr(layer, "keepdims", False):
             return y
-        channels = int(call.in_shapes[0][-1])  # type: ignore[arg-type]
+        channels = int(call.in_shapes[0][-1])  # type: ignore[arg-type]  # Keras types shape entries int | None: the walk has checked they are known
         flat = Reshape(name=f"{layer.name}_flatten", inputs=[y], source=call.cls, target=(channels,), label="flatten")
         return tr.add(flat)
     size = _ints(layer.pool_size, dims)
@@ -174,12 +174,12 @@ def batchnorm(tr: Translator, call: LayerCall, xs: list[str]) -> str:
 
 def flatten(tr: Translator, call: LayerCall, xs: list[str]) -> str:
     _channels_last(tr, call.layer)
-    size = math.prod(int(s) for s in call.in_shapes[0])  # type: ignore[arg-type]
+    size = math.prod(int(s) for s in call.in_shapes[0])  # type: ignore[arg-type]  # Keras types shape entries int | None: the walk has checked they are known
     return tr.add(Reshape(name=call.layer.name, inputs=xs, source=call.cls, target=(size,), label="flatten"))
 
 
 def reshape(tr: Translator, call: LayerCall, xs: list[str]) -> str:
-    target = tuple(int(s) for s in call.out_shape)  # type: ignore[arg-type]
+    target = tuple(int(s) for s in call.out_shape)  # type: ignore[arg-type]  # Keras types shape entries int | None: the walk has checked they are known
     return tr.add(Reshape(name=call.layer.name, inputs=xs, source=call.cls, target=target, label="reshape"))
 
 

@@ -84,7 +84,7 @@ def _compile(model: Any, data: Dataset, learning_rate: float, softmax: bool) -> 
 def _progress_callback(stage: str, epochs: int, data: Dataset, progress: Progress) -> Any:
     tfk = tf_keras()
 
-    class _Lines(tfk.callbacks.Callback):  # type: ignore[misc, name-defined]
+    class _Lines(tfk.callbacks.Callback):  # type: ignore[misc, name-defined]  # tf_keras is untyped: its Callback is Any to mypy
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             if progress is None:
                 return
@@ -181,7 +181,7 @@ def prune_finetune(
 def _mask_callback(masks: dict[str, np.ndarray]) -> Any:
     tfk = tf_keras()
 
-    class _KeepPruned(tfk.callbacks.Callback):  # type: ignore[misc, name-defined]
+    class _KeepPruned(tfk.callbacks.Callback):  # type: ignore[misc, name-defined]  # tf_keras is untyped: its Callback is Any to mypy
         """Multiply kernels by their masks before training and after every batch."""
 
         def apply(self) -> None:

@@ -161,14 +161,14 @@ def before_final(traced: Traced, model: Any) -> Callable[[Any], Any]:
         out = by_out[out].inputs[0]
     last = by_out.get(out)
     if last is None or last.kind not in FINAL_ACTIVATIONS:
-        return model  # type: ignore[no-any-return]
+        return model  # type: ignore[no-any-return]  # torch types an nn.Module (and its call) as Any
     if traced.fx:
         gm = traced.runner
         node = next(n for n in gm.graph.nodes if n.name == last.out)
         next(n for n in gm.graph.nodes if n.op == "output").args = (node.args[0],)
         gm.graph.eliminate_dead_code()
         gm.recompile()
-        return gm  # type: ignore[no-any-return]
+        return gm  # type: ignore[no-any-return]  # torch types an nn.Module (and its call) as Any
     stop = traced.calls.index(last)
 
     def layers(x: Any) -> Any:

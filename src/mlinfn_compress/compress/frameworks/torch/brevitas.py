@@ -121,8 +121,9 @@ def quant_cmvm(tr: Translator, call: Call, node: Linear, x: Value, matrix: Any) 
     else:
         tr.exact = False
         node.notes.append("float bias quantised to the accumulator's fractional bits")
-    known = in_frac is not None and qw is not None and qw.scale.numel() == 1 and node.weight_type is not None
-    return in_frac + node.weight_type.frac if known else None  # type: ignore[operator, union-attr]
+    if in_frac is None or qw is None or qw.scale.numel() != 1 or node.weight_type is None:
+        return None
+    return in_frac + node.weight_type.frac
 
 
 def _quant_bias(m: Any, qw: Any, where: str, in_frac: int | None) -> tuple[np.ndarray, FixedType]:

@@ -33,7 +33,7 @@ def _quantizers() -> dict[str, Any]:
     from brevitas.inject.enum import ScalingImplType
     from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint, Int16Bias
 
-    class ConstAct(Int8ActPerTensorFixedPoint):  # type: ignore[misc]
+    class ConstAct(Int8ActPerTensorFixedPoint):  # type: ignore[misc]  # Brevitas is untyped: its quantiser classes are Any to mypy
         scaling_impl_type = ScalingImplType.CONST
         scaling_min_val = None
 

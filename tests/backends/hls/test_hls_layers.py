@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_dataflow_graph import C, H, W, every_op_graph
+from ir_graphs import C, H, W, every_op_graph
 
 from mlinfn_compress.backends.hls import HlsProject, layer_specs, model_precisions, render_hls
 from mlinfn_compress.backends.vhdl import render

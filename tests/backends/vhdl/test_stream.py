@@ -22,9 +22,10 @@ from mlinfn_compress.backends.vhdl.stream_plan import Fifo, Scan, plan
 from mlinfn_compress.backends.vhdl.stream_timing import Deadlock, run, size_fifos
 from mlinfn_compress.cli import build_parser, main
 from mlinfn_compress.compress.fixed import FixedType, quantize
+from mlinfn_compress.compress.flow.outdir import load_outdir
 from mlinfn_compress.compress.flow.progress import Progress
 from mlinfn_compress.compress.flow.run import verify_outdir
-from mlinfn_compress.compress.flow.verification import load_outdir, run_verification
+from mlinfn_compress.compress.flow.verification import verify
 from mlinfn_compress.compress.ir import (
     Add,
     Cast,
@@ -369,8 +370,8 @@ def test_verify_catches_a_wrong_stated_interval(tmp_path: Path) -> None:
     desc = json.loads((outdir / "design.json").read_text())
     desc["vhdl"]["initiation_interval"] -= 1
     (outdir / "design.json").write_text(json.dumps(desc))
-    graph, design, _, _ = load_outdir(outdir)
-    v = run_verification(graph, x, {}, Progress(quiet=True), vhdl=design)
+    graph, designs, _ = load_outdir(outdir)
+    v = verify(graph, designs, x, {}, Progress(quiet=True))
     assert v.mismatches == 0 and v.timing is not None and not v.timing["agree"]
     assert v.timing["measured"]["initiation_interval"] == v.timing["stated"]["initiation_interval"] + 1
     assert not v.passed

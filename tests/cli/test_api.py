@@ -9,7 +9,7 @@ import pytest
 
 import mlinfn_compress as mc
 from mlinfn_compress.compress.fixed import quantize, to_float
-from mlinfn_compress.compress.flow.verification import load_outdir
+from mlinfn_compress.compress.flow.outdir import load_outdir
 from mlinfn_compress.compress.ir import golden
 
 
@@ -46,7 +46,7 @@ def test_compress_an_in_memory_keras_model_with_array_data(tmp_path: Path) -> No
 def test_simulate_runs_the_design_on_new_inputs(tmp_path: Path) -> None:
     run = mc.compress(_tf_keras_model(), tmp_path / "out", simulate=50)
     x = np.random.default_rng(5).normal(0, 1, (30, 6))
-    graph, _, _, _ = load_outdir(run.outdir)
+    graph, _, _ = load_outdir(run.outdir)
     assert graph.input_type is not None and graph.output.result_type is not None
     want = to_float(golden.run(graph, quantize(x, graph.input_type))["logits"], graph.output.result_type.frac)
     assert np.array_equal(mc.simulate(run.outdir, x), want)

@@ -13,7 +13,7 @@ from conftest import make_graph, make_node
 
 from mlinfn_compress.backends.vhdl import VhdlDesign, render
 from mlinfn_compress.compress.fixed import FixedType
-from mlinfn_compress.compress.flow.report import timing_text
+from mlinfn_compress.compress.flow.summary import timing_text
 from mlinfn_compress.synth import pnr
 from mlinfn_compress.synth.netlist import ghdl_netlist
 from mlinfn_compress.synth.pnr import (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_dataflow_graph import C, H, W, every_op_graph
+from ir_graphs import C, H, W, every_op_graph
 
 from mlinfn_compress.compress.fixed import FixedType, quantize, to_float
 from mlinfn_compress.compress.flow.inputs import corner_rows

@@ -20,10 +20,11 @@ from conftest import report, sparse_normal
 
 from mlinfn_compress.backends.vhdl import VhdlDesign, render
 from mlinfn_compress.backends.vhdl.bondmachine_plan import CORE_PIPELINE, assign, plan, timing
+from mlinfn_compress.backends.vhdl.target import emitted
 from mlinfn_compress.cli import main
 from mlinfn_compress.compress.fixed import FixedType, quantize
 from mlinfn_compress.compress.flow.progress import Progress
-from mlinfn_compress.compress.flow.verification import Verification, run_verification
+from mlinfn_compress.compress.flow.verification import Verification, verify
 from mlinfn_compress.compress.ir import (
     Add,
     Cast,
@@ -90,7 +91,7 @@ def inputs(g: Graph, n: int, seed: int = 3) -> np.ndarray:
 def verified(g: Graph, reuse: int, tmp: Path, n: int = 250) -> tuple[VhdlDesign, Verification]:
     d = render(g, tmp / "vhdl", tmp / "sim", arch="bondmachine", reuse=reuse)
     x = inputs(g, n)
-    return d, run_verification(g, x, {}, Progress(quiet=True), vhdl=d)
+    return d, verify(g, [emitted(d)], x, {}, Progress(quiet=True))
 
 
 # ---- the plan: cores, ROMs, timing ----
@@ -199,7 +200,7 @@ def test_a_changed_rom_entry_is_caught(tmp_path: Path) -> None:
     assert m is not None
     w = int(m.group(1))
     core.write_text(text[: m.start(1)] + str(w + 1 if w < 0 else w - 1) + text[m.end(1) :])
-    v = run_verification(g, inputs(g, 200), {}, Progress(quiet=True), vhdl=d)
+    v = verify(g, [emitted(d)], inputs(g, 200), {}, Progress(quiet=True))
     assert v.mismatches > 0 and not v.passed
 
 
