@@ -8,8 +8,9 @@ nodes become one layer; some need a few, each of them exact:
 * a lookup table (``Table``) is a linear ``Activation`` casting to the index
   type, then a ``UnaryLUT`` whose table is ordered by the index's raw bit
   pattern (hls4ml's ``unary_lut`` indexes by ``x(x.width - 1, 0)``);
-* an ``Add`` or ``Concat`` of more than two tensors is a chain of two-input
-  layers (the partial sums in types that hold them exactly);
+* a merge (``Add``, ``Maximum``, ``Minimum``) or ``Concat`` of more than two
+  tensors is a chain of two-input layers (the partial results in types that
+  hold them exactly);
 * a ``Clip`` that is not relu, relu6, relu1 or hard tanh is
   ``hi - relu((hi - lo) - relu(x - lo))``: batch norms of scale +-1 and
   relus, every intermediate value exact, the last batch norm rounding once to
@@ -24,7 +25,7 @@ casts the sum to ``result_t``; a batch norm computes ``x * scale + bias``
 exactly and casts it to ``result_t``; average pooling adds in ``accum_t``
 and divides with ``accum_t /= count`` (truncation toward zero on
 ``accum_t``'s grid); max pooling returns the largest input through
-``accum_t``; add, concatenation and the activations cast their exact result
+``accum_t``; the merges, concatenation and the activations cast their exact result
 to ``result_t``.
 """
 
@@ -42,7 +43,6 @@ from mlinfn_compress.backends.hls.project import DOUBLE_BITS, INPUT_LAYER, hls_t
 from mlinfn_compress.compress.fixed import FixedType, to_float
 from mlinfn_compress.compress.ir import (
     INPUT,
-    Add,
     Cast,
     Clip,
     Concat,
@@ -50,6 +50,7 @@ from mlinfn_compress.compress.ir import (
     Graph,
     LeakyRelu,
     Linear,
+    Merge,
     Node,
     Pad,
     Pool,
@@ -60,6 +61,7 @@ from mlinfn_compress.compress.ir import (
     UniqueNames,
     Upsample,
 )
+from mlinfn_compress.compress.ir.dispatch import OpTable
 from mlinfn_compress.compress.ir.elementwise import const_int
 
 _RESERVED = {"input", "output_t", "result_t", "input_t", INPUT_LAYER}
@@ -177,14 +179,14 @@ class _Builder:
     # ---- the nodes ----
 
     def build(self) -> list[LayerSpec]:
-        rules: dict[type, Callable[[Any], None]] = {  # each rule takes its own node class
+        rules: OpTable[Callable[[Any], None]] = OpTable("the hls4ml writer", {  # each rule takes its node class
             Linear: self.linear,
             Clip: self.clip,
             LeakyRelu: self.leaky_relu,
             Cast: self.cast,
             Table: self.table,
             Pool: self.pool,
-            Add: self.add,
+            Merge: self.merge,
             Concat: self.concat,
             Reshape: self.reshape,
             Pad: self.pad,
@@ -192,9 +194,9 @@ class _Builder:
             Upsample: self.upsample,
             Transpose: self.transpose,
             Softmax: self.softmax,
-        }
+        })  # fmt: skip
         for node in self.graph.nodes:
-            rule = rules.get(type(node))
+            rule = rules.find(node)
             if rule is None:
                 raise UnsupportedNode(f"node '{node.name}': {node.kind} has no hls4ml layer")
             self.check_widths(node)
@@ -384,19 +386,18 @@ class _Builder:
         attrs.update(n_filt=shape[-1], count_pad=node.count_pad, data_format="channels_last")
         self.layer(node, f"{op}Pooling{dims}D", [self.source(node)], prec, **attrs)
 
-    def add(self, node: Add) -> None:
+    def merge(self, node: Merge) -> None:
+        """hls4ml's Merge of the same op, two inputs at a time: each partial result in the type that holds it
+        exactly, the last cast to the node's result type."""
         assert node.result_type is not None
         types = self.graph.in_types(node)
         frac = max(t.frac for t in types)
-        src, lo, hi = self.source(node, 0), types[0].min_int << (frac - types[0].frac), 0
-        hi = types[0].max_int << (frac - types[0].frac)
+        src = self.source(node, 0)
         for k in range(1, len(types)):
-            t = types[k]
-            lo, hi = lo + (t.min_int << (frac - t.frac)), hi + (t.max_int << (frac - t.frac))
             last = k == len(types) - 1
-            out_t = node.result_type if last else exact_type(lo, hi, frac)
-            step = None if last else f"sum{k + 1}"
-            src = self.layer(node, "Merge", [src, self.source(node, k)], {"result": out_t}, step, op="add")
+            out_t = node.result_type if last else exact_type(*node.exact_range(types[: k + 1], frac))
+            step = None if last else f"{node.partial}{k + 1}"
+            src = self.layer(node, "Merge", [src, self.source(node, k)], {"result": out_t}, step, op=node.op)
 
     def concat(self, node: Concat) -> None:
         assert node.result_type is not None

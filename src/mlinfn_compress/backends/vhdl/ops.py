@@ -28,13 +28,13 @@ from mlinfn_compress.backends.vhdl.requant import (
 )
 from mlinfn_compress.compress.fixed import FixedType, bits_for_range
 from mlinfn_compress.compress.ir import (
-    Add,
     Cast,
     Clip,
     Concat,
     Graph,
     LeakyRelu,
     Linear,
+    Merge,
     Node,
     Pool,
     Shape,
@@ -78,19 +78,19 @@ def pool_sources(graph: Graph, node: Pool) -> tuple[int, int, list[int], list[in
 def render_elementwise(
     env: jinja2.Environment, graph: Graph, node: Node, base: dict[str, Any], n: int | None = None
 ) -> Rendered:
-    """Clip, cast, leaky relu, lookup table and add: one function per element, one register stage.
+    """Clip, cast, leaky relu, lookup table and the merges: one function per element, one register stage.
 
     ``n``: how many elements the entity takes (default: the whole tensor; a stream: one pixel).  The
-    op's statements are its template ``elementwise/<op>.vhd.j2``; its entry in ``ELEMENTWISE``
-    computes the data that template needs.
+    op's statements are its template ``elementwise/<node.op>.vhd.j2``; its entry in ``ELEMENTWISE``
+    computes the data that template needs (one entry serves a family: every merge).
     """
     res = node.result_type
     assert res is not None
     types = graph.in_types(node)
     describe = [f"input {', '.join(map(str, types))}, result {res}."]
-    op, data = ELEMENTWISE[node]
+    data = ELEMENTWISE[node]
     ctx = dict(base, node=node, n=node.size if n is None else n, describe=describe, requants=[], variable=None,
-               table=None, op=op)  # fmt: skip
+               table=None, op=node.op)  # fmt: skip
     data(ctx, node, types)
     return Rendered(env.get_template("elementwise.vhd.j2").render(ctx), 1)
 
@@ -152,31 +152,20 @@ def _table(ctx: dict[str, Any], node: Table, types: list[FixedType]) -> None:
     ctx["describe"].append(f"{node.function} table of {len(ctx['table'])} entries indexed by {idx_t}")
 
 
-def _add(ctx: dict[str, Any], node: Add, types: list[FixedType]) -> None:
+def _merge(ctx: dict[str, Any], node: Merge, types: list[FixedType]) -> None:
+    """Inputs shifted to the finest grid, combined in integers, re-quantised."""
     res = node.result_type
     assert res is not None
-    frac = max(t.frac for t in types)
-    shifts, lo, hi, mag = [], 0, 0, 0
-    for t in types:
-        s = frac - t.frac
-        shifts.append(s)
-        lo, hi = lo + (t.min_int << s), hi + (t.max_int << s)
-        mag += max(abs(t.min_int), abs(t.max_int)) << s
-    check_int(mag, _where(node))
-    ctx["shifts"] = shifts
+    check_int(node.magnitude(types), _where(node))
+    lo, hi, frac = node.exact_range(types)
+    ctx["shifts"] = node.shifts(types)
     ctx["requants"].append(requant_spec(frac, lo, hi, res))
 
 
-# op -> (its statements' template in elementwise/, the function computing the data they need)
-ELEMENTWISE: OpTable[tuple[str, Callable[..., None]]] = OpTable(
+# op -> the function computing the data its statements (template elementwise/<op>.vhd.j2) need
+ELEMENTWISE: OpTable[Callable[..., None]] = OpTable(
     "the VHDL element-wise entity",
-    {
-        Cast: ("cast", _cast),
-        Clip: ("clip", _clip),
-        LeakyRelu: ("leaky_relu", _leaky_relu),
-        Table: ("table", _table),
-        Add: ("add", _add),
-    },
+    {Cast: _cast, Clip: _clip, LeakyRelu: _leaky_relu, Table: _table, Merge: _merge},
 )
 
 

@@ -35,7 +35,7 @@ def layer_rows(graph: Graph, design: VhdlDesign | None = None) -> list[dict[str,
         row: dict[str, Any] = {
             "name": n.name,
             "op": n.kind,
-            "block": n.op.value,
+            "block": n.op,
             "source": n.source,
             "inputs": list(n.inputs),
             "in_shape": list(graph.shape_of(n.inputs[0])),

@@ -41,7 +41,6 @@ import numpy as np
 from mlinfn_compress.compress.fixed import FixedType, to_float
 from mlinfn_compress.compress.ir import (
     INPUT,
-    Add,
     Cast,
     Clip,
     Concat,
@@ -49,6 +48,7 @@ from mlinfn_compress.compress.ir import (
     Graph,
     LeakyRelu,
     Linear,
+    Merge,
     Node,
     Pad,
     Pool,
@@ -205,11 +205,9 @@ class _Planner:
         p.inner, p.pre = self.pool(node, in_types[0], where)
         return True
 
-    def _add(self, node: Add, p: NodePlan, in_types: list[FixedType], where: str) -> bool:
-        frac = max(t.frac for t in in_types)
-        rs = [Range(t.min_int << (frac - t.frac), t.max_int << (frac - t.frac), frac) for t in in_types]
-        fits(sum(max(abs(r.lo), abs(r.hi)) for r in rs).bit_length(), where, "the sum")
-        p.pre = Range(sum(r.lo for r in rs), sum(r.hi for r in rs), frac)
+    def _merge(self, node: Merge, p: NodePlan, in_types: list[FixedType], where: str) -> bool:
+        fits(node.magnitude(in_types).bit_length(), where, f"the {node.partial}")
+        p.pre = Range(*node.exact_range(in_types))
         return True
 
     def _move(self, node: Node, p: NodePlan, in_types: list[FixedType], where: str) -> bool:
@@ -270,7 +268,7 @@ PLANS: OpTable[Callable[..., bool]] = OpTable(
         LeakyRelu: _Planner._leaky_relu,
         Table: _Planner._table,
         Pool: _Planner._pool,
-        Add: _Planner._add,
+        Merge: _Planner._merge,
         **dict.fromkeys((Concat, *MOVES), _Planner._move),
         Cast: _Planner._cast,
     },

@@ -1,10 +1,11 @@
 """The intermediate representation: a graph of shaped tensors and typed nodes."""
 
-from mlinfn_compress.compress.ir.elementwise import TABLE_FUNCTIONS, Add, Cast, Clip, LeakyRelu, Table, align
+from mlinfn_compress.compress.ir.elementwise import TABLE_FUNCTIONS, Cast, Clip, LeakyRelu, Table, align
 from mlinfn_compress.compress.ir.graph import INPUT, IR_VERSION, Graph, UniqueNames
 from mlinfn_compress.compress.ir.linear import Linear
+from mlinfn_compress.compress.ir.merge import Add, Maximum, Merge, Minimum
 from mlinfn_compress.compress.ir.movement import Concat, Crop, Pad, Reshape, Transpose, Upsample
-from mlinfn_compress.compress.ir.node import IRError, Node, Op, Shape
+from mlinfn_compress.compress.ir.node import IRError, Node, Shape
 from mlinfn_compress.compress.ir.pool import Pool
 from mlinfn_compress.compress.ir.softmax import Softmax
 from mlinfn_compress.compress.ir.window import Window, patches
@@ -22,8 +23,10 @@ __all__ = [
     "IRError",
     "LeakyRelu",
     "Linear",
+    "Maximum",
+    "Merge",
+    "Minimum",
     "Node",
-    "Op",
     "Pad",
     "Pool",
     "Reshape",

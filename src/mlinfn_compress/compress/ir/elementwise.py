@@ -1,16 +1,15 @@
-"""Element-wise operations: clip (the relu family), leaky relu, casts, lookup tables, and add."""
+"""Element-wise operations of one input: clip (the relu family), leaky relu, casts and lookup tables."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from mlinfn_compress.compress.fixed import FixedType, min_frac_bits, requantize
-from mlinfn_compress.compress.ir.node import IRError, Node, Op, Shape, register
+from mlinfn_compress.compress.ir.node import IRError, Node, Shape, register
 
 
 def align(x: np.ndarray, frac_from: int, frac_to: int) -> np.ndarray:
@@ -47,7 +46,7 @@ class Clip(_Unary):
     ``lo`` and ``hi`` are dyadic constants (exact in binary), None for no bound.
     """
 
-    op = Op.CLIP
+    op = "clip"
     lo: float | None = 0.0
     hi: float | None = None
     label: str = "relu"
@@ -93,7 +92,7 @@ class Clip(_Unary):
 class LeakyRelu(_Unary):
     """``y = requantise(x if x >= 0 else alpha * x)`` with ``alpha`` quantised to ``alpha_type``."""
 
-    op = Op.LEAKY_RELU
+    op = "leaky_relu"
     alpha: float = 0.3
     alpha_type: FixedType | None = None
     alpha_int: int | None = None
@@ -127,7 +126,7 @@ class LeakyRelu(_Unary):
 class Cast(_Unary):
     """``y = requantise(x)`` to ``result_type`` (rounding and overflow of that type)."""
 
-    op = Op.CAST
+    op = "cast"
 
     def forward_float(self, xs: list[np.ndarray]) -> np.ndarray:
         return np.asarray(xs[0], dtype=np.float64)
@@ -153,7 +152,7 @@ class Table(_Unary):
     entries are integers of ``result_type``, computed from ``function``.
     """
 
-    op = Op.TABLE
+    op = "table"
     function: str = "sigmoid"
     index_type: FixedType | None = None
     table_int: np.ndarray | None = None
@@ -188,28 +187,3 @@ class Table(_Unary):
         t = self.index_type
         assert t is not None
         return np.ldexp(np.arange(t.min_int, t.max_int + 1, dtype=np.float64), -t.frac)
-
-
-@register
-@dataclass(kw_only=True)
-class Add(Node):
-    """``y = requantise(x1 + x2 + ...)``: inputs aligned exactly to the finest grid first."""
-
-    op = Op.ADD
-    arity = None
-
-    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
-        if any(s != in_shapes[0] for s in in_shapes):
-            raise IRError(f"node '{self.name}': added tensors must have one shape, got {in_shapes}")
-        return in_shapes[0]
-
-    def forward_float(self, xs: list[np.ndarray]) -> np.ndarray:
-        return np.sum([np.asarray(x, dtype=np.float64) for x in xs], axis=0)
-
-    def forward_int(self, xs: list[np.ndarray], in_types: list[FixedType]) -> np.ndarray:
-        assert self.result_type is not None
-        frac = max(t.frac for t in in_types)
-        total: Any = 0
-        for x, t in zip(xs, in_types, strict=True):
-            total = total + align(x, t.frac, frac)
-        return requantize(np.asarray(total), frac, self.result_type)

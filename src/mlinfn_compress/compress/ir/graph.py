@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mlinfn_compress.compress.fixed import FixedType
-from mlinfn_compress.compress.ir.node import IRError, Node, Op, Shape, node_from_json
+from mlinfn_compress.compress.ir.node import IRError, Node, Shape, node_from_json
 
 INPUT = "input"
 IR_VERSION = 2
@@ -61,7 +61,7 @@ class Graph:
     @property
     def has_argmax(self) -> bool:
         """The model ends in a softmax: removed (the outputs are its logits) or as a lookup-table node."""
-        return self.output_activation == "softmax" or (bool(self.nodes) and self.output.op == Op.SOFTMAX)
+        return self.output_activation == "softmax" or (bool(self.nodes) and self.output.op == "softmax")
 
     def node(self, name: str) -> Node:
         for n in self.nodes:

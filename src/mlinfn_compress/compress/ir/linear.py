@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from mlinfn_compress.compress.fixed import FixedType, apply_overflow, needs_wide, requantize
-from mlinfn_compress.compress.ir.node import IRError, Node, Op, Shape, register
+from mlinfn_compress.compress.ir.node import IRError, Node, Shape, register
 from mlinfn_compress.compress.ir.window import Window, patches, spatial_split
 
 FLOAT_EXACT_BITS = 52  # integer sums below 2**52 in magnitude are exact in float64
@@ -30,7 +30,7 @@ FLOAT_EXACT_BITS = 52  # integer sums below 2**52 in magnitude are exact in floa
 @register
 @dataclass(kw_only=True)
 class Linear(Node):
-    op = Op.LINEAR
+    op = "linear"
 
     weight: np.ndarray | None = None  # float, (K, N): K = taps * in_channels for a window
     bias: np.ndarray | None = None  # float, (N,)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlinfn_compress.compress.fixed import FixedType, requantize
-from mlinfn_compress.compress.ir.node import IRError, Node, Op, Shape, register
+from mlinfn_compress.compress.ir.node import IRError, Node, Shape, register
 from mlinfn_compress.compress.ir.window import pad_spatial
 
 
@@ -46,7 +46,7 @@ class Movement(Node):
 class Reshape(Movement):
     """Flatten or reshape: the row-major order of the data is unchanged."""
 
-    op = Op.RESHAPE
+    op = "reshape"
     target: tuple[int, ...] = ()
     label: str = "reshape"
 
@@ -72,7 +72,7 @@ class Reshape(Movement):
 class Pad(Movement):
     """Zero padding (before, after) of each spatial axis (all axes but the last)."""
 
-    op = Op.PAD
+    op = "pad"
     pads: tuple[tuple[int, int], ...] = ()
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
@@ -93,7 +93,7 @@ class Pad(Movement):
 class Crop(Movement):
     """Cropping (before, after) of each spatial axis."""
 
-    op = Op.CROP
+    op = "crop"
     crops: tuple[tuple[int, int], ...] = ()
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
@@ -118,7 +118,7 @@ class Crop(Movement):
 class Upsample(Movement):
     """Nearest-neighbour up-sampling: every element repeated ``factors[i]`` times along spatial axis i."""
 
-    op = Op.UPSAMPLE
+    op = "upsample"
     factors: tuple[int, ...] = ()
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
@@ -141,7 +141,7 @@ class Upsample(Movement):
 class Transpose(Movement):
     """A permutation of the tensor's axes: output axis i is input axis ``axes[i]`` (batch axis excluded)."""
 
-    op = Op.TRANSPOSE
+    op = "transpose"
     axes: tuple[int, ...] = ()
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
@@ -163,7 +163,7 @@ class Concat(Node):
     """Concatenation along ``axis`` (of the tensor, without batch; -1 is channels), each input
     re-quantised to ``result_type`` (exact when that type holds every input)."""
 
-    op = Op.CONCAT
+    op = "concat"
     arity = None
     axis: int = -1
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,34 +22,17 @@ from mlinfn_compress.compress.fixed import FixedType
 Shape = tuple[int, ...]
 
 
-class Op(StrEnum):
-    """What a node computes; the value is the name used in design.json."""
-
-    LINEAR = "linear"  # constant matrix-vector product (dense, convolution window, batch norm)
-    CLIP = "clip"  # relu, relu6, hard tanh: clamp, then re-quantise
-    LEAKY_RELU = "leaky_relu"
-    CAST = "cast"  # re-quantise to another type
-    TABLE = "table"  # element-wise lookup table (sigmoid, tanh, ...)
-    SOFTMAX = "softmax"  # lookup-table softmax over the last axis
-    POOL = "pool"  # max or average over windows
-    ADD = "add"
-    CONCAT = "concat"
-    RESHAPE = "reshape"  # flatten, reshape: data order unchanged
-    PAD = "pad"  # zero padding of the spatial axes
-    CROP = "crop"
-    UPSAMPLE = "upsample"  # nearest-neighbour repetition of the spatial axes
-    TRANSPOSE = "transpose"  # permutation of the axes (channels-first data made channels-last)
-
-
 class IRError(ValueError):
     """An IR that is inconsistent: a shape, an input or a type that does not fit."""
 
 
-NODE_CLASSES: dict[Op, type[Node]] = {}
+NODE_CLASSES: dict[str, type[Node]] = {}
 
 
 def register(cls: type[Node]) -> type[Node]:
-    """Class decorator: make a node class known to ``node_from_json``."""
+    """Class decorator: make a node class known to ``node_from_json`` by its ``op``."""
+    if cls.op in NODE_CLASSES:
+        raise IRError(f"op {cls.op!r} is registered twice: {NODE_CLASSES[cls.op].__name__} and {cls.__name__}")
     NODE_CLASSES[cls.op] = cls
     return cls
 
@@ -58,7 +41,7 @@ def register(cls: type[Node]) -> type[Node]:
 class Node:
     """One operation of the graph; its output tensor carries the node's name."""
 
-    op: ClassVar[Op]
+    op: ClassVar[str]  # what the node computes: its name in design.json, one per class
     arity: ClassVar[int | None] = 1  # number of inputs (None: two or more)
 
     name: str
@@ -73,7 +56,7 @@ class Node:
     @property
     def kind(self) -> str:
         """The name people know the operation by (dense, conv2d, relu, max_pool, ...)."""
-        return self.op.value
+        return self.op
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
         """The output shape for the given input shapes (IRError if they do not fit)."""
@@ -116,7 +99,7 @@ class Node:
     # ---- serialisation ----
 
     def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"op": self.op.value}
+        d: dict[str, Any] = {"op": self.op}
         for f in fields(self):
             d[f.name] = to_jsonable(getattr(self, f.name))
         return d
@@ -137,8 +120,8 @@ class Node:
 
 def node_from_json(d: dict[str, Any]) -> Node:
     try:
-        cls = NODE_CLASSES[Op(d["op"])]
-    except (KeyError, ValueError) as e:
+        cls = NODE_CLASSES[d["op"]]
+    except (KeyError, TypeError) as e:
         raise IRError(f"unknown op {d.get('op')!r} in node {d.get('name')!r}") from e
     return cls.from_fields(d)
 

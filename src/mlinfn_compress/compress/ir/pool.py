@@ -18,7 +18,7 @@ import numpy as np
 
 from mlinfn_compress.compress.fixed import FixedType, apply_overflow, requantize
 from mlinfn_compress.compress.ir.elementwise import align
-from mlinfn_compress.compress.ir.node import IRError, Node, Op, Shape, register
+from mlinfn_compress.compress.ir.node import IRError, Node, Shape, register
 from mlinfn_compress.compress.ir.window import Window, patches, spatial_split
 
 
@@ -31,7 +31,7 @@ def trunc_div(a: np.ndarray, d: np.ndarray) -> np.ndarray:
 @register
 @dataclass(kw_only=True)
 class Pool(Node):
-    op = Op.POOL
+    op = "pool"
     mode: str = "max"  # max or avg
     window: Window | None = None
     count_pad: bool = False  # average: divide by the whole window, padding included

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from mlinfn_compress.compress.fixed import FixedType, requantize
-from mlinfn_compress.compress.ir.node import IRError, Node, Op, Shape, register
+from mlinfn_compress.compress.ir.node import IRError, Node, Shape, register
 
 TYPE_ROLES = ("inp_norm", "exp_table", "accum", "inv_inp", "inv_table")
 
@@ -112,7 +112,7 @@ def reduce_tree(values: list[np.ndarray], add: Any) -> np.ndarray:
 class Softmax(Node):
     """Softmax over the last axis by two lookup tables (exp and inverse), hls4ml's ``softmax_stable``."""
 
-    op = Op.SOFTMAX
+    op = "softmax"
     exp_table_size: int = 1024
     inv_table_size: int = 1024
     inp_norm_type: FixedType | None = None

@@ -22,7 +22,6 @@ import numpy as np
 from mlinfn_compress.compress.fixed import FixedType, integer_bits_for, quantize, to_float
 from mlinfn_compress.compress.ir import (
     INPUT,
-    Add,
     Cast,
     Clip,
     Concat,
@@ -30,6 +29,7 @@ from mlinfn_compress.compress.ir import (
     Graph,
     LeakyRelu,
     Linear,
+    Merge,
     Node,
     Pad,
     Pool,
@@ -39,6 +39,7 @@ from mlinfn_compress.compress.ir import (
     Transpose,
     Upsample,
 )
+from mlinfn_compress.compress.ir.dispatch import OpTable
 from mlinfn_compress.errors import UserError
 
 DEFAULT_INPUT_TYPE = "fixed<16,6,RND_CONV,SAT>"
@@ -246,11 +247,9 @@ class _Pass:
         else:
             node.result_type = self.act_type(node, x_t.signed)
 
-    def add(self, node: Add) -> None:
-        types = self.graph.in_types(node)
-        frac = max(t.frac for t in types)
-        lo = sum(t.min_int << (frac - t.frac) for t in types)
-        hi = sum(t.max_int << (frac - t.frac) for t in types)
+    def merge(self, node: Merge) -> None:
+        """The exact type of the combination when it fits the activation width (or the model fixes formats)."""
+        lo, hi, frac = node.exact_range(self.graph.in_types(node))
         exact = FixedType.for_range(min(lo, -1) if lo < 0 else 0, max(hi, 1), frac)
         if self.model_defined or exact.width <= self.cfg.act_bits:
             node.result_type = exact
@@ -274,13 +273,13 @@ class _Pass:
         node.result_type = self.graph.in_type(node)
 
     def run(self) -> list[str]:
-        rules: dict[type, Callable[[Any], None]] = {  # each rule takes its own node class
+        rules: OpTable[Callable[[Any], None]] = OpTable("the quantisation pass", {  # each rule takes its node class
             Linear: self.linear,
             Clip: self.clip,
             LeakyRelu: self.leaky_relu,
             Table: self.table,
             Pool: self.pool,
-            Add: self.add,
+            Merge: self.merge,
             Concat: self.concat,
             Softmax: self.softmax,
             Reshape: self.passthrough,
@@ -288,7 +287,7 @@ class _Pass:
             Crop: self.passthrough,
             Upsample: self.passthrough,
             Transpose: self.passthrough,
-        }
+        })  # fmt: skip
         for node in self.graph.nodes:
             if isinstance(node, Cast):
                 if node.result_type is None:
@@ -296,7 +295,7 @@ class _Pass:
                 continue
             if node.quantised and not isinstance(node, (Linear, Table, LeakyRelu, Softmax)):
                 continue  # a format the model fixed
-            rule = rules.get(type(node))
+            rule = rules.find(node)
             if rule is None:
                 raise UserError(f"layer '{node.name}' ({node.kind}): the quantisation pass does not know it")
             rule(node)

@@ -36,6 +36,40 @@ def test_skip_connection_with_add(tmp_path: Path) -> None:
     assert c.graph.node("add").inputs == ["conv2", "input"]
 
 
+def test_maximum_and_minimum_of_branches(tmp_path: Path) -> None:
+    L = k().layers
+    inp = L.Input((6, 3))
+    a = L.Conv1D(3, 3, padding="same", name="a")(inp)
+    b = L.Conv1D(3, 1, name="b")(inp)
+    n = L.Minimum(name="min")([L.Maximum(name="max")([a, b]), inp, b])
+    y = L.Dense(2, name="head")(L.Flatten(name="flat")(n))
+    c = check(randomise(k().Model(inp, y, name="maxmin")), tmp_path)
+    assert ops(c.graph) == ["conv1d", "conv1d", "maximum", "minimum", "flatten", "dense"]
+    assert c.graph.node("min").inputs == ["max", "input", "b"]
+
+
+@pytest.mark.slow
+def test_maximum_through_the_command_on_both_targets(tmp_path: Path) -> None:
+    """A QKeras model with a Maximum: VHDL, the hls4ml project and the QKeras twin all bit-exact."""
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    L = k().layers
+    q = lambda: quantized_bits(6, 1, alpha=1)  # noqa: E731
+    inp = L.Input((8,))
+    a = QActivation(quantized_relu(6, 2), name="a_relu")(QDense(6, kernel_quantizer=q(), bias_quantizer=q())(inp))
+    b = QActivation(quantized_bits(8, 3), name="b_q")(QDense(6, kernel_quantizer=q(), bias_quantizer=q())(inp))
+    y = QDense(3, kernel_quantizer=q(), bias_quantizer=q(), name="head")(L.Maximum(name="max")([a, b]))
+    path = save(randomise(k().Model(inp, y, name="qmax")), tmp_path)
+    out = tmp_path / "out"
+    assert main([str(path), "--target", "both", "-o", str(out), "-q", "--simulate", "300"]) == 0
+    r = report(out)
+    v = r["verification"]
+    assert v["mismatches"] == 0 and v["bit_exact"] is True
+    assert "vhdl: twin" in v["against"] and "hls: golden" in v["against"]
+    assert "maximum" in [row["op"] for row in r["layers"]]
+    assert "vhdl: qkeras" in v["against"]  # the model is exactly quantised: its own inference is compared too
+
+
 @pytest.mark.parametrize(("axis", "shape"), [(-1, (5, 7)), (1, (10, 4))])
 def test_concatenate_two_branches(axis: int, shape: tuple[int, ...], tmp_path: Path) -> None:
     L = k().layers

@@ -23,6 +23,7 @@ from mlinfn_compress.compress.frameworks import LoadedModel, load_model
 from mlinfn_compress.compress.frameworks.torch.translate import natural_order
 from mlinfn_compress.compress.ir import golden
 from mlinfn_compress.compress.passes.quantise import QuantConfig, default_inputs, quantise
+from mlinfn_compress.errors import UnsupportedLayer
 from mlinfn_compress.sim.ghdl import simulate
 
 torch = pytest.importorskip("torch")
@@ -129,6 +130,30 @@ class Decoder(nn.Module):
 
 
 # ---- helpers ---------------------------------------------------------------------------
+
+
+class MaxMin(nn.Module):
+    """torch.maximum of two branches, torch.minimum of that and the input, as a tensor method too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv1d(2, 2, 3, padding=1)
+        self.b = nn.Conv1d(2, 2, 1)
+        self.fc = nn.Linear(12, 3)
+
+    def forward(self, x: Any) -> Any:
+        b = self.b(x)
+        top = torch.maximum(self.a(x), F.relu(b))
+        return self.fc(torch.flatten(torch.minimum(top, x).maximum(b), 1))
+
+
+class MaxBroadcast(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv1d(2, 1, 1)
+
+    def forward(self, x: Any) -> Any:
+        return torch.maximum(x, self.a(x))
 
 
 def randomised(model: Any, seed: int = 0) -> Any:
@@ -355,6 +380,20 @@ def test_skip_connection_with_add(tmp_path: Path) -> None:
     ]  # fmt: skip
     check_float(lm)
     check_hardware(lm, tmp_path, 0.05)
+
+
+def test_maximum_and_minimum_of_branches(tmp_path: Path) -> None:
+    lm = translate(tmp_path, MaxMin(), (2, 6))
+    merges = [(n.kind, n.inputs) for n in lm.graph.nodes if n.kind in ("maximum", "minimum")]
+    assert merges == [("maximum", ["a", "relu"]), ("minimum", ["maximum", "input"]), ("maximum", ["minimum", "b"])]
+    check_float(lm)
+    check_hardware(lm, tmp_path, 0.05)
+
+
+def test_a_broadcasting_maximum_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedLayer) as e:
+        translate(tmp_path, MaxBroadcast(), (2, 6))
+    assert "compares tensors of shapes (2, 6) and (1, 6); broadcasting is not supported" in str(e.value)
 
 
 def test_concatenation_of_two_branches(tmp_path: Path) -> None:

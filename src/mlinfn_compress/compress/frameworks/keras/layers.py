@@ -11,7 +11,20 @@ import numpy as np
 from mlinfn_compress.compress.frameworks.keras.qparams import read_quantised_weights
 from mlinfn_compress.compress.frameworks.keras.tfkeras import act_name
 from mlinfn_compress.compress.frameworks.keras.walk import LayerCall
-from mlinfn_compress.compress.ir import Add, Concat, Crop, Linear, Pad, Pool, Reshape, Upsample, Window
+from mlinfn_compress.compress.ir import (
+    Add,
+    Concat,
+    Crop,
+    Linear,
+    Maximum,
+    Merge,
+    Minimum,
+    Pad,
+    Pool,
+    Reshape,
+    Upsample,
+    Window,
+)
 
 if TYPE_CHECKING:
     from mlinfn_compress.compress.frameworks.keras.translate import Handler, Translator
@@ -207,8 +220,11 @@ def upsample(tr: Translator, call: LayerCall, xs: list[str]) -> str:
     return tr.add(Upsample(name=layer.name, inputs=xs, source=call.cls, factors=_ints(layer.size, dims)))
 
 
-def add(tr: Translator, call: LayerCall, xs: list[str]) -> str:
-    return tr.add(Add(name=call.layer.name, inputs=xs, source=call.cls))
+MERGES: dict[str, type[Merge]] = {"Add": Add, "Maximum": Maximum, "Minimum": Minimum}  # layers of several inputs
+
+
+def merge(tr: Translator, call: LayerCall, xs: list[str]) -> str:
+    return tr.add(MERGES[call.cls](name=call.layer.name, inputs=xs, source=call.cls))
 
 
 def concatenate(tr: Translator, call: LayerCall, xs: list[str]) -> str:
@@ -246,6 +262,6 @@ HANDLERS: dict[str, Handler] = {
     "Cropping2D": crop,
     "UpSampling1D": upsample,
     "UpSampling2D": upsample,
-    "Add": add,
+    **dict.fromkeys(MERGES, merge),
     "Concatenate": concatenate,
 }

@@ -23,7 +23,8 @@ from mlinfn_compress.errors import UnsupportedLayer
 SUPPORTED = (
     "Dense, Conv1D, Conv2D (strides 1 or 2, valid/same padding), MaxPooling1D/2D, AveragePooling1D/2D, "
     "GlobalAveragePooling1D/2D, GlobalMaxPooling1D/2D, BatchNormalization, Flatten, Reshape, ZeroPadding1D/2D, "
-    "Cropping1D/2D, UpSampling1D/2D (nearest), Add, Concatenate, Dropout (identity), Activation, ReLU, "
+    f"Cropping1D/2D, UpSampling1D/2D (nearest), {', '.join(layers.MERGES)}, Concatenate, Dropout (identity), "
+    "Activation, ReLU, "
     "LeakyReLU, Softmax (at the output); QKeras QDense, QConv1D, QConv2D, QActivation, QBatchNormalization"
 )
 Handler = Callable[["Translator", LayerCall, list[str]], str]
@@ -158,7 +159,7 @@ class Translator:
                 "model's layers directly)",
                 supported=False,
             )
-        if len(call.inputs) != 1 and cls not in ("Add", "Concatenate"):
+        if len(call.inputs) != 1 and cls not in (*layers.MERGES, "Concatenate"):
             raise self.reject(layer, f"takes {len(call.inputs)} inputs")
         xs = [self.tensors[k] for k in call.inputs]
         if cls in IDENTITY:

@@ -7,7 +7,7 @@ compute the node exactly: ``QDense`` (a dense layer, also over the last axis
 of an N-D tensor, and a standalone batch norm), ``ZeroPadding`` +
 ``QConv1D``/``QConv2D`` (weights exactly on their grids), ``QActivation``
 quantisers, ``Activation("relu")`` / ``ReLU(max_value=...)``, ``LeakyReLU``,
-``MaxPooling``, ``Add``, ``Concatenate``, ``Reshape``, ``ZeroPadding``,
+``MaxPooling``, ``Add`` (``Maximum``, ``Minimum``), ``Concatenate``, ``Reshape``, ``ZeroPadding``,
 ``Cropping``, ``UpSampling`` and ``Flatten``; the twin's own layers
 (``twin_layers``) do the rest: re-quantisation in rounding or overflow modes
 QKeras lacks, clamps other than relu, lookup tables, padding with a constant
@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from mlinfn_compress.compress.fixed import FixedType, to_float
+from mlinfn_compress.compress.frameworks.keras import layers
 from mlinfn_compress.compress.frameworks.keras.tfkeras import qkeras_objects, tf_keras
 from mlinfn_compress.compress.frameworks.twin_plan import (
     FLOAT64_BITS,
@@ -64,7 +65,6 @@ from mlinfn_compress.compress.frameworks.twin_plan import (
 )
 from mlinfn_compress.compress.ir import (
     INPUT,
-    Add,
     Cast,
     Clip,
     Concat,
@@ -72,6 +72,7 @@ from mlinfn_compress.compress.ir import (
     Graph,
     LeakyRelu,
     Linear,
+    Merge,
     Pad,
     Pool,
     Reshape,
@@ -297,6 +298,8 @@ def _axis(axis: int) -> int:
     return axis + 1 if axis >= 0 else axis  # the batch axis comes first in Keras
 
 
+MERGES = {merge.op: layer for layer, merge in layers.MERGES.items()}  # merge -> its Keras layer (the frontend's)
+
 # op -> the QKeras / tf_keras layers of the twin that compute it
 LAYERS: OpTable[Callable[[_Builder, list[Any], NodePlan], Any]] = OpTable(
     "the QKeras twin",
@@ -307,7 +310,7 @@ LAYERS: OpTable[Callable[[_Builder, list[Any], NodePlan], Any]] = OpTable(
         Cast: lambda b, xs, p: b.quant(xs[0], p.after, p.node.name),
         Table: lambda b, xs, p: b.table(xs[0], p),
         Pool: lambda b, xs, p: b.pool(xs[0], p),
-        Add: lambda b, xs, p: b.quant(b.layer("Add", p.node.name)(xs), p.after, p.node.name + "_q"),
+        Merge: lambda b, xs, p: b.quant(b.layer(MERGES[p.node.op], p.node.name)(xs), p.after, p.node.name + "_q"),
         Concat: lambda b, xs, p: b.layer("Concatenate", p.node.name, axis=_axis(p.node.axis))(xs),
         Reshape: lambda b, xs, p: b.layer("Reshape", p.node.name, p.node.target)(xs[0]),
         Transpose: lambda b, xs, p: b.layer("Permute", p.node.name, tuple(a + 1 for a in p.node.axes))(xs[0]),

@@ -25,7 +25,8 @@ SUPPORTED = (
     "padding), MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d and AdaptiveMaxPool1d/2d to size 1, "
     "BatchNorm1d/2d, Flatten, view/reshape/flatten, Upsample/F.interpolate (nearest, integer factors), "
     "ZeroPad1d/2d, ConstantPad1d/2d and F.pad with zeros, Identity, Dropout, ReLU, ReLU6, Hardtanh, LeakyReLU, "
-    "Hardsigmoid, Sigmoid, Tanh, + / torch.add, torch.cat, Brevitas QuantIdentity, QuantReLU, QuantHardTanh, "
+    "Hardsigmoid, Sigmoid, Tanh, + / torch.add, torch.maximum, torch.minimum, torch.cat, Brevitas QuantIdentity, "
+    "QuantReLU, QuantHardTanh, "
     "QuantLinear, QuantConv1d/2d with power-of-two (FixedPoint) quantisers, and a Softmax or Sigmoid at the output"
 )
 
@@ -47,6 +48,7 @@ MODULE_KINDS = {
 }  # fmt: skip
 METHOD_KINDS = {
     "relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax", "add": "add",
+    "maximum": "maximum", "minimum": "minimum",
     "view": "reshape", "reshape": "reshape", "flatten": "reshape", "squeeze": "reshape", "unsqueeze": "reshape",
     "contiguous": "identity", "size": "meta", "dim": "meta",
 }  # fmt: skip
@@ -64,6 +66,7 @@ def function_kinds() -> dict[Any, str]:
         "tanh": (torch.tanh, F.tanh), "softmax": (torch.softmax, F.softmax),
         "identity": (F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout, F.feature_alpha_dropout),
         "add": (operator.add, operator.iadd, torch.add), "cat": (torch.cat, torch.concat, torch.concatenate),
+        "maximum": (torch.maximum,), "minimum": (torch.minimum,),
         "reshape": (torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze), "pad": (F.pad,),
         "interpolate": (F.interpolate, F.upsample, F.upsample_nearest),
         "max_pool": (F.max_pool1d, F.max_pool2d), "avg_pool": (F.avg_pool1d, F.avg_pool2d),

@@ -22,10 +22,14 @@ import numpy as np
 from mlinfn_compress.compress.frameworks.torch.trace import SUPPORTED, Call, Shape, Traced
 from mlinfn_compress.compress.ir import (
     INPUT,
+    Add,
     Concat,
     Crop,
     Graph,
     IRError,
+    Maximum,
+    Merge,
+    Minimum,
     Node,
     Pad,
     Reshape,
@@ -316,19 +320,28 @@ def reshape(tr: Translator, call: Call, xs: list[Value]) -> Value:
     return Value(v.tensor, tr.shapes[call.out], v.order, v.cf, v.frac)
 
 
-def add(tr: Translator, call: Call, xs: list[Value]) -> Value:
-    from mlinfn_compress.compress.ir import Add
+# torch kind -> the IR merge, its verb, what a call the translation refuses does, and what it supports
+MERGES: dict[str, tuple[type[Merge], str, str, str]] = {
+    "add": (Add, "adds", "adds a constant or scales a term", "the sum"),
+    "maximum": (Maximum, "compares", "compares with a constant", "the maximum"),
+    "minimum": (Minimum, "compares", "compares with a constant", "the minimum"),
+}
 
+
+def merge(tr: Translator, call: Call, xs: list[Value]) -> Value:
+    """torch.add, torch.maximum, torch.minimum (and ``+``) of two tensors of one shape."""
+    node_class, verb, refused, supported = MERGES[call.kind]
     extra = {k: v for k, v in call.params.items() if (k, v) not in (("alpha", 1), ("out", None))}
     if len(xs) != 2 or extra:
-        raise tr.reject("adds a constant or scales a term; only the sum of two tensors of one shape is supported")
+        raise tr.reject(f"{refused}; only {supported} of two tensors of one shape is supported")
     a, b = xs
     if a.shape != b.shape:
-        raise tr.reject(f"adds tensors of shapes {a.shape} and {b.shape}; broadcasting is not supported")
+        raise tr.reject(f"{verb} tensors of shapes {a.shape} and {b.shape}; broadcasting is not supported")
     if not (a.same_order(b) and tr.ir_shapes[a.tensor] == tr.ir_shapes[b.tensor]):
         a, b = (tr.natural(a), tr.natural(b)) if len(a.shape) >= 2 else (tr.plain(a), tr.plain(b))
     frac = a.frac if a.frac == b.frac else None
-    return tr.out_value(a, tr.add(Add(name="", inputs=[a.tensor, b.tensor], source=call.cls), call.name), frac=frac)
+    node = node_class(name="", inputs=[a.tensor, b.tensor], source=call.cls)
+    return tr.out_value(a, tr.add(node, call.name), frac=frac)
 
 
 def cat(tr: Translator, call: Call, xs: list[Value]) -> Value:
@@ -398,4 +411,11 @@ def interpolate(tr: Translator, call: Call, xs: list[Value]) -> Value:
     return tr.natural_value(tr.add(node), v.frac)
 
 
-STRUCTURAL = {"identity": identity, "reshape": reshape, "add": add, "cat": cat, "pad": pad, "interpolate": interpolate}
+STRUCTURAL = {
+    "identity": identity,
+    "reshape": reshape,
+    **dict.fromkeys(MERGES, merge),
+    "cat": cat,
+    "pad": pad,
+    "interpolate": interpolate,
+}

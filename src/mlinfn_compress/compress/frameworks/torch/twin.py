@@ -11,7 +11,7 @@ convolution (weights and bias exactly on their grids), a ``QuantIdentity`` /
 ``QuantReLU`` for every re-quantisation Brevitas expresses, ``ReLU``,
 ``Hardtanh`` (relu6, hard tanh), ``LeakyReLU``, ``MaxPool1d/2d``, and the
 class file's own modules for the rest: ``FixedQuant`` (rounding and overflow
-modes Brevitas lacks), ``TableLookup``, ``TruncAvgPool``, ``Add``,
+modes Brevitas lacks), ``TableLookup``, ``TruncAvgPool``, ``Merge``,
 ``Concat``, ``Reshape``, ``ZeroPad``, ``Crop``, ``Upsample``.  Tensors stay
 channels-last, as in the IR (the class file says how).  A model that is a
 chain of dense layers, relus and quantisers reads back through the project's
@@ -51,7 +51,6 @@ from mlinfn_compress.compress.frameworks.torch.brevitas_file import (
 from mlinfn_compress.compress.frameworks.twin_plan import FLOAT64_BITS, NodePlan, Requant, below, kernel, value, walk
 from mlinfn_compress.compress.ir import (
     INPUT,
-    Add,
     Cast,
     Clip,
     Concat,
@@ -59,6 +58,7 @@ from mlinfn_compress.compress.ir import (
     Graph,
     LeakyRelu,
     Linear,
+    Merge,
     Pad,
     Pool,
     Reshape,
@@ -208,8 +208,8 @@ class _Steps:
     def _cast(self, xs: list[str], p: NodePlan) -> str:
         return self.quant(xs[0], p.after, p.node.name)
 
-    def _add(self, xs: list[str], p: NodePlan) -> str:
-        return self.quant(self.add({"op": "add", "name": p.node.name}, xs), p.after, p.node.name + "_q")
+    def _merge(self, xs: list[str], p: NodePlan) -> str:
+        return self.quant(self.add({"op": p.node.op, "name": p.node.name}, xs), p.after, p.node.name + "_q")
 
     def _move(self, xs: list[str], p: NodePlan, step: dict[str, Any]) -> str:
         """A concatenation or a data movement (their inputs are re-quantised before)."""
@@ -239,7 +239,7 @@ STEPS: OpTable[Callable[[_Steps, list[str], NodePlan], str]] = OpTable(
         Table: lambda b, xs, p: b.table(xs[0], p),
         Pool: lambda b, xs, p: b.pool(xs[0], p),
         Cast: _Steps._cast,
-        Add: _Steps._add,
+        Merge: _Steps._merge,
         Concat: _moving(lambda n: {"op": "concat", "axis": n.axis}),
         Reshape: _moving(lambda n: {"op": "reshape", "target": list(n.target)}),
         Transpose: _moving(lambda n: {"op": "transpose", "axes": list(n.axes)}),

@@ -142,12 +142,21 @@ class TruncAvgPool(nn.Module):
         return torch.trunc(total * scale / self.divisors[None, ..., None]) / scale
 
 
-class Add(nn.Module):
+MERGES = {"add": torch.add, "maximum": torch.maximum, "minimum": torch.minimum}
+
+
+class Merge(nn.Module):
+    """Tensors of one shape combined element by element, two at a time (``op``: a key of ``MERGES``)."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__()
+        self.op = op
+
     def forward(self, *xs: Tensor) -> Tensor:
-        total = xs[0]
+        out = xs[0]
         for x in xs[1:]:
-            total = total + x
-        return total
+            out = MERGES[self.op](out, x)
+        return out
 
 
 class Concat(nn.Module):
@@ -235,7 +244,6 @@ def _layer(spec: dict[str, Any]) -> nn.Module:
         "relu": lambda: nn.ReLU(),
         "softmax": lambda: nn.Softmax(dim=1),
         "flatten": lambda: nn.Flatten(),
-        "add": lambda: Add(),
         "fixed": lambda: FixedQuant(spec["fixed"]),
         "leaky_relu": lambda: nn.LeakyReLU(spec["alpha"]),
         "table": lambda: TableLookup(spec["index"], spec["size"]),
@@ -246,6 +254,8 @@ def _layer(spec: dict[str, Any]) -> nn.Module:
         "crop": lambda: Crop(spec["crops"]),
         "upsample": lambda: Upsample(spec["factors"]),
     }
+    if op in MERGES:
+        return Merge(op)
     if op not in simple:
         raise ValueError(f"unknown layer op {op!r}")
     return simple[op]()
