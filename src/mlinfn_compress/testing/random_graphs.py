@@ -3,9 +3,11 @@
 ``random_graph(seed)`` draws a graph whose shapes all fit: a flat vector, a
 sequence (length x channels) or an image (height x width x channels) goes
 through convolutions, pooling, up-sampling, padding, cropping, tables,
-clips, side branches joined by Add or Concatenate, and a flatten into dense
-layers.  The same seed always gives the same float graph; quantise it and
-compare every implementation with the golden model.
+clips, side branches joined by a merge (Add, Maximum, Minimum) or
+Concatenate, and a flatten into dense layers.  The same seed always gives
+the same float graph; quantise it and compare every implementation with the
+golden model.  Which merge joins a branch is drawn from a stream of its own,
+so a new merge changes only the graphs that have one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from mlinfn_compress.compress.ir import (
     Graph,
     LeakyRelu,
     Linear,
+    Maximum,
+    Merge,
+    Minimum,
     Node,
     Pad,
     Pool,
@@ -33,10 +38,13 @@ from mlinfn_compress.compress.ir import (
     Window,
 )
 
+MERGES: tuple[type[Merge], ...] = (Add, Maximum, Minimum)
+
 
 class _Builder:
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: np.random.Generator, merges: np.random.Generator) -> None:
         self.rng = rng
+        self.merges = merges  # which merge joins a same-shape branch
         self.nodes: list[Node] = []
         self.shapes: dict[str, Shape] = {}
         self.count = 0
@@ -146,13 +154,15 @@ class _Builder:
         )
 
     def branch(self, src: str) -> str:
-        """A side branch joined back by Add (same shape) or Concatenate (along channels)."""
+        """A side branch joined back by a merge (same shape) or Concatenate (along channels)."""
         rng = self.rng
         shape = self.shapes[src]
         if rng.integers(0, 2):
             side = self.linear(src, shape[-1], None, "dense")
             side = self.elementwise(side)
-            return self.add(Add(name=self.name("add"), inputs=[src, side]), [shape, self.shapes[side]])
+            merge = MERGES[int(self.merges.integers(0, len(MERGES)))]
+            node = merge(name=self.name(merge.op), inputs=[src, side])
+            return self.add(node, [shape, self.shapes[side]])
         side = self.linear(src, int(rng.integers(1, 3)), None, "dense")
         return self.add(Concat(name=self.name("cat"), inputs=[src, side]), [shape, self.shapes[side]])
 
@@ -160,7 +170,7 @@ class _Builder:
 def random_graph(seed: int, max_ops: int = 6) -> Graph:
     """A random float graph of at most ``max_ops`` operations before its dense head (same seed, same graph)."""
     rng = np.random.default_rng(seed)
-    b = _Builder(rng)
+    b = _Builder(rng, np.random.default_rng([seed, 1]))
     rank = int(rng.integers(1, 4))
     if rank == 1:
         input_shape: Shape = (int(rng.integers(2, 9)),)
