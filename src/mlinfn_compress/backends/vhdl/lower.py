@@ -15,7 +15,7 @@ import numpy as np
 
 from mlinfn_compress.backends.vhdl.adders import AdderGraph, Ref, csd_digits, csd_graph, from_solution, tree_sum
 from mlinfn_compress.backends.vhdl.requant import ADD_HALF, half_constant, requant_spec
-from mlinfn_compress.compress.fixed import FixedType, requantize
+from mlinfn_compress.compress.fixed import FixedType, bits_for_range, requantize
 from mlinfn_compress.compress.ir import Cast, Clip, Linear
 from mlinfn_compress.compress.ir.elementwise import const_int
 from mlinfn_compress.errors import UserError
@@ -163,13 +163,29 @@ class _Output:
         else:
             a = g.const_add(r.node, sa, c, negate=r.neg)
         for step in steps:
-            node = g.nodes[a]
             if step[0] == "requant":
-                rq = requant_spec(f, node.lo, node.hi, step[1], folded=len(step) > 2)
-                if not rq["identity"]:
-                    a = g.requant(a, rq)
+                a = _requant(g, a, f, step[1], folded=len(step) > 2)
                 f = step[1].frac
             else:
                 _, cf, b_lo, b_hi = step
                 a, f = g.clamp(a, cf - f, b_lo, b_hi), cf
         return a
+
+
+def _requant(g: AdderGraph, a: int, f: int, t: FixedType, folded: bool) -> int:
+    """Node ``a`` (``f`` fractional bits) re-quantised to ``t``.  A saturation that follows a rounding
+    with logic of its own (an adder, an increment, a tie to even) is a clamp node of its own, so that the
+    pipeline can cut between the two: rounding first, then the saturation."""
+    node = g.nodes[a]
+    rq = requant_spec(f, node.lo, node.hi, t, folded=folded)
+    if rq["identity"]:
+        return a
+    rounds = rq["add"] or rq["increment"] or rq["tie_even"]
+    if not (rq["check_range"] and rounds and t.overflow in _SATURATING):
+        return g.requant(a, rq)
+    # the rounded value on t's grid, wide enough to never overflow, then its saturation to t
+    lo, hi = node.lo >> rq["shift"], (node.hi >> rq["shift"]) + 1
+    width = bits_for_range(min(lo, -1), max(hi, 0))
+    wide = FixedType(width, width - t.frac, True, t.rounding, "WRAP")
+    rounded = g.requant(a, requant_spec(f, node.lo, node.hi, wide, folded=folded))
+    return g.requant(rounded, requant_spec(t.frac, g.nodes[rounded].lo, g.nodes[rounded].hi, t))

@@ -1,10 +1,11 @@
 """Re-quantisation in VHDL: the facts the ``requant`` function template needs.
 
-A value that fits VHDL integers, shifted by at most 30 bits into a type of
-at most 30 bits, is re-quantised in integer arithmetic (fast to simulate).
-Anything wider is re-quantised in ``ieee.numeric_std`` signed arithmetic of
-the exact width, with an integer overload of the same function where the
-input fits integers, so callers write ``requant(v)`` either way.
+Every value is re-quantised in ``ieee.numeric_std`` signed arithmetic of
+exactly the width it needs: the floor is a slice, the rounding an increment
+decided by the bits shifted out, the saturation a comparison of the bits
+left; no division and no 32-bit comparison.  Where the input fits VHDL
+integers an integer overload of the same function converts it, so callers
+write ``requant(v)`` either way.
 """
 
 from __future__ import annotations
@@ -73,17 +74,6 @@ def requant_spec(
     # the width after the shift (and a rounding carry), wide enough to compare with the type's limits
     q_w = max(in_w - shift + 1 if shift >= 0 else in_w - shift, out_w + 1)
     add = half_constant(t.rounding, shift) if shift > 0 and t.rounding in ADD_HALF and not folded else 0
-    # integers: u = v + add + offset is never negative, so that the floor is a shift (wiring); the offset
-    # is at least two lsbs of the result, so that it is even there and a tie's lowest bit is the value's own
-    offset = 1 << max(signed_bits(in_lo + add, in_hi + add) - 1, shift + 1) if shift > 0 else 0
-    narrow = (
-        fits_int(in_lo, in_hi)
-        and t.width <= INT_SHIFT_MAX
-        and -INT_SHIFT_MAX <= shift <= INT_SHIFT_MAX
-        and fits_int(after_lo, after_hi)
-        and fits_int(in_lo + add + offset, in_hi + add + offset)
-        and fits_int(0, add + offset)
-    )
     return {
         "fn": fn,
         "frac_in": in_frac,
@@ -104,12 +94,6 @@ def requant_spec(
         "folded": folded and shift > 0 and t.rounding in ADD_HALF,
         "tie_even": shift > 0 and t.rounding == "RND_CONV",
         "increment": shift > 0 and t.rounding not in ADD_HALF and t.rounding != "TRN",
-        "offset": offset,
-        "u_lo": in_lo + add + offset,
-        "u_hi": in_hi + add + offset,
-        "q_offset": offset >> shift if shift > 0 else 0,
-        # numeric_std arithmetic where integers are too narrow
-        "wide": not narrow,
         "int_in": fits_int(in_lo, in_hi),
         "out_int": type_fits_int(t),
         "in_w": in_w,
