@@ -142,7 +142,10 @@ def run_options(model: Path, outdir: Path | None = None, **options: Any) -> Any:
         bool(options.pop("qat", False)),
         options.pop("epochs", None),
     )
-    arith = _arith(options.pop("arith", None), options.pop("clock_period", None), options.pop("dsp", None))
+    arith = _arith(
+        options.pop("arith", None), options.pop("clock_period", None), options.pop("dsp", None),
+        options.pop("family", None),
+    )  # fmt: skip
     paths = {k: Path(options[k]) for k in ("weights", "data", "calibration") if options.get(k) is not None}
     known = set(RunOptions.__dataclass_fields__) - {"model", "outdir", "quant", "compression", "arith"}
     unknown = sorted(set(options) - known)
@@ -159,16 +162,19 @@ def run_options(model: Path, outdir: Path | None = None, **options: Any) -> Any:
     )
 
 
-def _arith(arith: str | None, clock_period: float | None, dsp: bool | None) -> Any:
-    """The VHDL arithmetic options (``--arith``, ``--clock-period``, ``--dsp``), checked."""
+def _arith(arith: str | None, clock_period: float | None, dsp: bool | None, family: str | None) -> Any:
+    """The VHDL arithmetic options (``--arith``, ``--clock-period``, ``--dsp``, ``--family``), checked."""
     from mlinfn_compress.backends.vhdl import ARITHMETIC, DEFAULT_CLOCK_NS, ArithOptions
+    from mlinfn_compress.backends.vhdl.delay import DEFAULT_FAMILY, FAMILIES
 
     if arith is not None and arith not in ARITHMETIC:
         raise UserError(f"--arith must be one of {', '.join(ARITHMETIC)}, got {arith!r}")
     period = DEFAULT_CLOCK_NS if clock_period is None else clock_period
     if not isinstance(period, (int, float)) or not 0.0 < float(period) <= 1000.0:
         raise UserError(f"--clock-period must be a number of nanoseconds in (0, 1000], got {period!r}")
-    return ArithOptions(arith or ARITHMETIC[0], float(period), bool(dsp))
+    if family is not None and family not in FAMILIES:
+        raise UserError(f"--family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    return ArithOptions(arith or ARITHMETIC[0], float(period), bool(dsp), family or DEFAULT_FAMILY)
 
 
 def compress(model: Any, outdir: str | Path | None = None, *, quiet: bool = True, **options: Any) -> Run:

@@ -89,6 +89,7 @@ def clock_period(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mlinfn_compress.backends.vhdl.delay import DEFAULT_FAMILY, FAMILIES
     from mlinfn_compress.backends.vhdl.design import ARITHMETIC, DEFAULT_CLOCK_NS
 
     p = argparse.ArgumentParser(
@@ -221,6 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CLOCK_NS,
         metavar="NS",
         help=f"clock period in ns the VHDL pipeline is cut for (default: {DEFAULT_CLOCK_NS}, 240 MHz)",
+    )
+    p.add_argument(
+        "--family",
+        choices=FAMILIES,
+        default=DEFAULT_FAMILY,
+        help="device family whose delay model cuts the pipeline to --clock-period: xc7 (an estimate for "
+        "Xilinx 7-series), ecp5 or ice40 (calibrated on routed designs; --synth then places and routes on that "
+        f"family) (default: {DEFAULT_FAMILY})",
     )
     p.add_argument(
         "--dsp",

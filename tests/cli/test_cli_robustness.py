@@ -59,6 +59,21 @@ def test_explicit_bits_are_used_not_defaults() -> None:
     assert (opts.quant.weight_bits, opts.quant.act_bits) == (6, 10)
 
 
+def test_the_family_chooses_the_delay_model(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlinfn_compress.api import run_options
+    from mlinfn_compress.errors import UserError
+
+    assert build_parser().parse_args(["m.h5"]).family == "xc7"
+    args = build_parser().parse_args(["m.h5", "--family", "ecp5", "--clock-period", "6.667"])
+    opts = run_options(Path("m.h5"), family=args.family, clock_period=args.clock_period)
+    assert (opts.arith.family, opts.arith.clock_period_ns) == ("ecp5", 6.667)
+    with pytest.raises(UserError, match=r"^--family must be one of xc7, ecp5, ice40, got 'virtex'$"):
+        run_options(Path("m.h5"), family="virtex")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["m.h5", "--family", "virtex"])
+    assert "argument --family: invalid choice: 'virtex'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("parser", [build_parser(), build_verify_parser()], ids=["main", "verify"])
 def test_every_option_has_help_with_its_default(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import make_graph, make_node
 
-from mlinfn_compress.backends.vhdl import VhdlDesign, render
+from mlinfn_compress.backends.vhdl import ArithOptions, VhdlDesign, render
 from mlinfn_compress.compress.fixed import FixedType
 from mlinfn_compress.compress.flow.summary import timing_text
 from mlinfn_compress.synth import pnr
@@ -64,6 +65,10 @@ def test_nextpnr_ice40_places_routes_and_times_the_design(wrapped: tuple[VhdlDes
     lc = t["utilisation"]["ICESTORM_LC"]
     assert lc["available"] == 5280 and 50 < lc["used"] < 5280 and t["utilisation"]["SB_IO"]["used"] == 6
     assert 1.0 < t["fmax_mhz"] < 500.0
+    assert t["asked_mhz"] == 238.1 and t["pipelined_for"] == "xc7"  # the default 4.2 ns, by the xc7 estimate
+    assert t["met"] is (t["fmax_mhz"] >= 238.1)
+    line = timing_text(t | {"logic_levels": 9})
+    assert f"Fmax {t['fmax_mhz']} MHz (asked 238.1 MHz: {'met' if t['met'] else 'not met'})" in line
     path = t["critical_path"]
     assert path["logic_cells"] >= 1 and path["delay_ns"] == pytest.approx(path["logic_ns"] + path["routing_ns"], abs=5)
     assert 1000.0 / path["delay_ns"] == pytest.approx(t["fmax_mhz"], rel=0.1)
@@ -87,6 +92,15 @@ def test_a_design_too_large_for_every_open_device(wrapped: tuple[VhdlDesign, Pat
     t = place_and_route(netlist, d, tmp_path, min_luts=200_000)
     assert t["device"] is None and t["note"] == NO_DEVICE == "fits no open device: logic levels only"
     assert [x["family"] for x in t["tried"]] == ["ice40", "ecp5"]
+
+
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+def test_a_design_pipelined_for_a_family_is_placed_on_that_family_only(
+    wrapped: tuple[VhdlDesign, Path], tmp_path: Path, family: str
+) -> None:
+    d, netlist = wrapped
+    t = place_and_route(netlist, replace(d, arith=ArithOptions(family=family)), tmp_path, min_luts=200_000)
+    assert [x["family"] for x in t["tried"]] == [family]
 
 
 @pytest.mark.slow

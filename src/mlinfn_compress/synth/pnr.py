@@ -65,6 +65,7 @@ class Device:
     dsp: int  # MULT18X18D blocks (the iCE40 path maps no DSP)
 
 
+FAMILIES = ("ice40", "ecp5")
 ICE40 = (
     Device("iCE40 UP5K (SG48)", "ice40", ("--up5k", "--package", "sg48"), 5280, 0),
     Device("iCE40 HX8K (CT256)", "ice40", ("--hx8k", "--package", "ct256"), 7680, 0),
@@ -97,7 +98,10 @@ def place_and_route(netlist: Path, design: VhdlDesign, work: Path, min_luts: int
     work.mkdir(parents=True, exist_ok=True)
     tried: list[dict[str, Any]] = []
     t0 = time.perf_counter()
+    wanted = design.arith.family  # a design pipelined for an open family is placed on that family only
     for family, devices in (("ice40", ICE40), ("ecp5", ECP5)):
+        if wanted in FAMILIES and family != wanted:
+            continue
         if min_luts > devices[-1].logic:
             tried.append({"family": family, "reason": f"{min_luts} LUTs already exceed the largest device"})
             continue
@@ -220,6 +224,7 @@ def _timing(
 ) -> dict[str, Any]:
     """report.json's hardware.timing from nextpnr's report."""
     fmax = [c["achieved"] for c in report.get("fmax", {}).values()]
+    asked = round(1000.0 / design.arith.clock_period_ns, 2)
     used = {
         name: {"used": u["used"], "available": u["available"], "percent": round(100 * u["used"] / u["available"], 1)}
         for name, u in report.get("utilization", {}).items()
@@ -231,6 +236,9 @@ def _timing(
         "tool": f"yosys synth_{device.family} + nextpnr-{device.family} "
         f"({' '.join(flow) + ', ' if flow else ''}seed {SEED})",
         "fmax_mhz": round(min(fmax), 2) if fmax else None,
+        "asked_mhz": asked,
+        "met": bool(fmax) and min(fmax) >= asked,
+        "pipelined_for": design.arith.family,
         "utilisation": used,
         "critical_path": critical_path(report, design),
         "wrapper": "serial-in shift register, XOR-reduced output register "

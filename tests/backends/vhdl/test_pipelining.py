@@ -13,8 +13,9 @@ from conftest import make_graph, make_node
 
 from mlinfn_compress.backends.vhdl import ArithOptions, render
 from mlinfn_compress.backends.vhdl.adders import Kind
+from mlinfn_compress.backends.vhdl.delay import FAMILIES, delay_model
 from mlinfn_compress.backends.vhdl.lower import lower_linear
-from mlinfn_compress.backends.vhdl.schedule import REGISTER_NS, node_ns, schedule
+from mlinfn_compress.backends.vhdl.schedule import node_ns, schedule
 from mlinfn_compress.compress.fixed import FixedType, bits_for_range
 from mlinfn_compress.compress.ir import Graph, golden
 from mlinfn_compress.compress.passes.quantise import accumulator_bounds
@@ -59,16 +60,19 @@ def inputs(n: int, seed: int = 1) -> np.ndarray:
 PERIODS = [1.5, 2.5, 4.2, 8.0, 100.0]
 
 
-def test_shorter_clocks_take_more_stages_each_within_budget() -> None:
+@pytest.mark.parametrize("family", FAMILIES)
+def test_shorter_clocks_take_more_stages_each_within_budget(family: str) -> None:
     g = mlp("budget")
     fc = g.nodes[0]
+    model = delay_model(family)
+    scale = model.adder_ns / delay_model("xc7").adder_ns  # the same cuts at periods scaled by the family's delays
     latencies = []
-    for period in PERIODS:
+    for period in [p * scale for p in PERIODS]:
         ag = lower_linear(fc, IN_T, then=g.nodes[1])
-        s = schedule(ag, period)
+        s = schedule(ag, period, model)
         latencies.append(s.latency)
-        longest_node = max(sum(node_ns(n)) for n in ag.nodes)
-        assert s.critical_ns <= max(period - REGISTER_NS, longest_node) + 1e-9
+        longest_node = max(sum(node_ns(n, model)) for n in ag.nodes)
+        assert s.critical_ns <= max(period - model.register_ns, longest_node) + 1e-9
         for i, n in enumerate(ag.nodes):  # balanced: every operand is computed before it is read
             assert all(s.stage[k] <= s.stage[i] <= s.last[k] for k in ag.operands(n))
         assert all(s.last[i] == s.latency for i in ag.outputs)
@@ -123,3 +127,23 @@ def test_a_zero_column_is_a_constant_without_registers() -> None:
     s = schedule(ag, 2.0)
     const = ag.outputs[5]
     assert ag.nodes[const].kind == Kind.CONST and s.stage[const] == s.last[const] == s.latency - 1
+
+
+def test_a_family_delay_model_cuts_the_pipeline_and_is_recorded(tmp_path: Path) -> None:
+    """The same network and clock: the slower routed delays of an iCE40 take more stages than the xc7
+    estimate, the design records the family, and both are bit exact."""
+    g = mlp("family")
+    x = np.random.default_rng(2).integers(IN_T.min_int, IN_T.max_int + 1, (40, 16))
+    stages = {}
+    for family in ("xc7", "ice40"):
+        d = render(g, tmp_path / family / "vhdl", tmp_path / family / "sim", ArithOptions(clock_period_ns=20.0,
+                   family=family))  # fmt: skip
+        stages[family] = d.latency
+        assert d.arith.family == family and d.to_json()["arith"]["family"] == family
+        core = (tmp_path / family / "vhdl" / f"{d.top}_fc1_core.vhd").read_text()
+        assert f"Pipelined to 20.0 ns by the {family} delay model" in core
+        got = simulate(d.files, d.testbench, d.top, x, d.n_out, d.argmax, tmp_path / family / "work").logits
+        assert got.tolist() == golden.run(g, x)["logits"].tolist()
+    assert stages["ice40"] > stages["xc7"]
+    with pytest.raises(ValueError, match="the device family must be one of xc7, ecp5, ice40, got 'xc9'"):
+        ArithOptions(family="xc9")

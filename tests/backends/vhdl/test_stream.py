@@ -410,3 +410,32 @@ def test_cli_io_default_and_refusals(
     with pytest.raises(SystemExit):
         main([model, "--io", "systolic"])
     assert "invalid choice: 'systolic'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("io", "shape"), [("parallel", (6,)), ("stream", (6,)), ("stream", (3, 2))])
+def test_the_arg_max_takes_the_first_of_equal_outputs(io: str, shape: tuple[int, ...], tmp_path: Path) -> None:
+    """Outputs 1 and 3, and 0, 4 and 6, are always equal (equal weight columns and biases): the arg-max is
+    the first of the largest, as numpy's is, in the registered tournament of the parallel design and in the
+    streaming one (whose outputs come as one word, or as three words of seven in the (3, 2) case)."""
+    rng = R(70)
+    w = rng.normal(0, 0.5, (6, 7))
+    w[:, 3], w[:, 4], w[:, 6] = w[:, 1], w[:, 0], w[:, 0]
+    b = rng.normal(0, 0.1, 7)
+    b[3], b[4], b[6] = b[1], b[0], b[0]
+    nodes: list[Node] = [Linear(name="fc", inputs=["input"], weight=w, bias=b)]
+    if shape != (6,):
+        w2 = np.concatenate([w, w, w], axis=1)  # three words of seven: the image's arg-max across words
+        nodes = [Reshape(name="flat", inputs=["input"], target=(6,), label="flatten"),
+                 Linear(name="fc", inputs=["flat"], weight=w2, bias=np.concatenate([b, b, b])),
+                 Reshape(name="words", inputs=["fc"], target=(3, 7))]  # fmt: skip
+    g = quantised(_graph(f"ties_{io}_{len(shape)}", shape, nodes, output_activation="softmax"))
+    x = inputs(g, 60)
+    expected = golden.run(g, x)
+    tied = expected["logits"].reshape(len(x), -1)
+    assert (tied[:, 1] == tied[:, 3]).all() and (tied[:, 0] == tied[:, 4]).all()
+    assert {0, 1} <= set(expected["argmax"].tolist())  # ties decided both ways: by their first index
+    d = render(g, tmp_path / "vhdl", tmp_path / "sim", io=io)
+    if io == "parallel":  # seven values: three registered levels of comparisons (7 -> 4 -> 2 -> 1)
+        assert "level 3: 2 -> 1" in (tmp_path / "vhdl" / f"{d.top}_argmax.vhd").read_text()
+    sim = simulate_design(d, x, tmp_path / "work")
+    assert sim.argmax is not None and sim.argmax.tolist() == expected["argmax"].tolist()

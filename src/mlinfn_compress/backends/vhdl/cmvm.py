@@ -22,6 +22,7 @@ import jinja2
 import numpy as np
 
 from mlinfn_compress.backends.vhdl.adder_vhdl import core_text
+from mlinfn_compress.backends.vhdl.delay import delay_model
 from mlinfn_compress.backends.vhdl.design import VHDL_INT_MAX, ArithOptions
 from mlinfn_compress.backends.vhdl.lower import lower_linear
 from mlinfn_compress.backends.vhdl.requant import (
@@ -46,6 +47,7 @@ class Core:
     adders: int
     multipliers: int  # DSP products (--dsp) or, naive, the generic constant products
     register_bits: int
+    stage_ns: float | None = None  # the longest stage by the delay model (None: not pipelined, naive)
 
 
 def render_core(
@@ -74,7 +76,7 @@ def build_core(
         return Core(text, latency, 0, node.multipliers(), bits)
     x_t = graph.in_type(node)
     g = lower_linear(node, x_t, options.dsp, then)
-    s = schedule(g, options.clock_period_ns)
+    s = schedule(g, options.clock_period_ns, delay_model(options.family))
     out_t = (then or node).result_type
     assert out_t is not None
     body = core_text(g, s, type_fits_int(out_t), signed_bits(out_t.min_int, out_t.max_int))
@@ -89,13 +91,21 @@ def build_core(
         adders=g.adders,
         multipliers=g.multipliers,
         period=options.clock_period_ns,
+        family=options.family,
         latency=s.latency,
         register_bits=s.register_bits,
         critical=round(s.critical_ns, 2),
         **body.__dict__,
     )
     text = env.get_template("cmvm_adders.vhd.j2").render(ctx)
-    return Core(text, s.latency, g.adders, g.multipliers, s.register_bits)
+    return Core(
+        text,
+        s.latency,
+        g.adders,
+        g.multipliers,
+        s.register_bits,
+        round(s.critical_ns + delay_model(options.family).register_ns, 3),
+    )
 
 
 def sum_expr(weights: np.ndarray, bias: int) -> str:

@@ -124,12 +124,14 @@ def _render_linear(job: _Job) -> Built:
     path = out / f"{core}.vhd"
     path.write_text(built.text)
     positions, src = linear_sources(graph, node)
-    costs = {
+    costs: dict[str, Any] = {
         "adders": built.adders * positions,
         "multipliers": built.multipliers * positions,
         "register_bits": built.register_bits * positions,
         "core_instances": positions,
     }
+    if built.stage_ns is not None:
+        costs["stage_ns"] = built.stage_ns
     ctx = dict(
         base,
         node=node,
@@ -260,10 +262,12 @@ def render(graph: Graph, outdir: Path, bench_dir: Path, options: ArithOptions | 
     if graph.has_argmax:
         entity = f"{top}_argmax"
         path = outdir / f"{entity}.vhd"
+        widths = tournament(out_node.size)
+        levels = len(widths) - 1
         path.write_text(
             env.get_template("argmax.vhd.j2").render(
                 common, entity=entity, in_vec=names.vec(out_node.name), in_elem=names.elem(out_node.name),
-                n=out_node.size,
+                n=out_node.size, widths=widths, levels=levels,
             )
         )  # fmt: skip
         files.append(path)
@@ -274,11 +278,11 @@ def render(graph: Graph, outdir: Path, bench_dir: Path, options: ArithOptions | 
                 "ports": [{"port": "x", "signal": last}],
                 "output": "s_argmax",
                 "argmax": True,
-                "comment": f"arg-max: cycles {latency} to {latency + 1}",
+                "comment": f"arg-max: cycles {latency} to {latency + levels}",
             }
         )
         last = "s_argmax"
-        latency += 1
+        latency += levels
     signals = [{"name": _signal(names, INPUT, 0), "vec": names.vec(INPUT)}]
     signals += [
         {"name": _signal(names, n.name, 0), "vec": names.vec(n.name)} for n in graph.nodes if n.name not in fused
@@ -357,3 +361,12 @@ def render(graph: Graph, outdir: Path, bench_dir: Path, options: ArithOptions | 
 def _signal(names: TensorNames, tensor: str, delay: int) -> str:
     base = f"t_{names.short[tensor]}"
     return base if delay == 0 else f"{base}_d{delay}"
+
+
+def tournament(n: int) -> list[int]:
+    """The number of candidates before and after each registered level of a tournament over n values
+    (one level at least, so that the arg-max is registered like every other stage)."""
+    widths = [n]
+    while widths[-1] > 1 or len(widths) == 1:
+        widths.append((widths[-1] + 1) // 2)
+    return widths

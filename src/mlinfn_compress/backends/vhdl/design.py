@@ -8,6 +8,7 @@ from typing import Any
 
 import jinja2
 
+from mlinfn_compress.backends.vhdl.delay import DEFAULT_FAMILY, delay_model
 from mlinfn_compress.compress.ir import INPUT, Graph
 from mlinfn_compress.errors import UserError
 from mlinfn_compress.templating import environment
@@ -26,24 +27,28 @@ class ArithOptions:
     ``shift-add`` (default): adder graphs of shifted signals, pipelined to ``clock_period_ns``;
     ``dsp`` gives the weights that need many adders to DSP multiplications.
     ``naive``: a sum of products per output in one clock (the reference design).
+    ``family``: the device family whose delay model cuts the pipeline (``delay.py``).
     """
 
     arith: str = "shift-add"
     clock_period_ns: float = DEFAULT_CLOCK_NS
     dsp: bool = False
+    family: str = DEFAULT_FAMILY
 
     def __post_init__(self) -> None:
         if self.arith not in ARITHMETIC:
             raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETIC)}, got {self.arith!r}")
         if not self.clock_period_ns > 0:
             raise ValueError(f"the clock period must be positive, got {self.clock_period_ns}")
+        delay_model(self.family)  # a known family
 
     def to_json(self) -> dict[str, Any]:
-        return {"arith": self.arith, "clock_period_ns": self.clock_period_ns, "dsp": self.dsp}
+        return {"arith": self.arith, "clock_period_ns": self.clock_period_ns, "dsp": self.dsp, "family": self.family}
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> ArithOptions:
-        return ArithOptions(str(d["arith"]), float(d["clock_period_ns"]), bool(d["dsp"]))
+        family = str(d.get("family", DEFAULT_FAMILY))  # design.json files written before families were
+        return ArithOptions(str(d["arith"]), float(d["clock_period_ns"]), bool(d["dsp"]), family)
 
 
 RESERVED = {

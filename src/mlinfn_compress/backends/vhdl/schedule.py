@@ -1,34 +1,33 @@
-"""Pipelining an adder graph to a clock period: a delay model and the register placement.
+"""Pipelining an adder graph to a clock period: the register placement over a delay model.
 
-The delay model estimates, for a Xilinx 7-series part, how long the logic
-between two registers takes (nanoseconds).  A path through a stage costs the
-sum of its nodes' logic levels plus the longest carry chain on it, counted
-once, because the carry chains of adders in series overlap (each adder's low
-bits are ready long before its high bits):
+The delay model (``delay.py``, one per device family) estimates how long
+the logic between two registers takes (nanoseconds).  A path through a
+stage costs the sum of its nodes' logic levels plus the longest carry chain
+on it, counted once, because the carry chains of adders in series overlap
+(each adder's low bits are ready long before its high bits):
 
-* an adder or subtractor: one level, ``ADDER_NS`` (0.7 ns: a LUT and the
-  routing into the carry chain), and a carry chain of ``CARRY4_NS`` (0.1 ns)
-  per 4 result bits;
+* an adder or subtractor: one adder level and its carry chain;
 * a shift is wiring (0 ns), and so is a constant output;
-* a DSP product (``--dsp``): ``MULTIPLIER_NS`` (3.0 ns);
+* a DSP product (``--dsp``): a multiplier;
 * the output re-quantisation: an adder level when its rounding adds a
   constant it could not share with the bias adder or increments; a LUT level
-  (``LUT_NS``, 0.4 ns) to round a tie to even; a comparison (an adder level
-  and its carry chain) and a multiplexer (a LUT level) when it saturates; a
-  clip fused into the core costs the same as a saturation;
-* every register costs ``REGISTER_NS`` (0.6 ns: clock to output, set-up and
-  clock uncertainty) of the period.
+  to round a tie to even; two LUT levels when it saturates (the bits above
+  the result's, then a multiplexer), a comparison (an adder level and its
+  carry chain) and a multiplexer for the other overflow modes; a clip fused
+  into the core costs a comparison and a multiplexer;
+* every register costs the model's register time of the period.
 
-At the default 4.2 ns (240 MHz) a stage holds four adders of up to 32 bits in
-series.  Nodes are placed as soon as possible (a node joins the stage of its
-latest operand while the path still fits ``period - REGISTER_NS``, else it
-starts the next stage), which gives the fewest stages; then, keeping that
-latency, nodes move to later stages wherever that saves register bits, or
-the latest placement is taken when it needs fewer.  Every value is delayed
-by registers to each stage that reads it and every output to the last stage,
-so all paths have the same latency; the results are registered at the end.
-A node longer than the budget on its own still gets a stage of its own (the
-design then misses the period; ``critical_ns`` shows it).
+With the xc7 model at the default 4.2 ns (240 MHz) a stage holds four
+adders of up to 32 bits in series.  Nodes are placed as soon as possible (a
+node joins the stage of its latest operand while the path still fits
+``period - register``, else it starts the next stage), which gives the
+fewest stages; then, keeping that latency, nodes move to later stages
+wherever that saves register bits, or the latest placement is taken when it
+needs fewer.  Every value is delayed by registers to each stage that reads
+it and every output to the last stage, so all paths have the same latency;
+the results are registered at the end.  A node longer than the budget on
+its own still gets a stage of its own (the design then misses the period;
+``critical_ns`` shows it).
 """
 
 from __future__ import annotations
@@ -37,18 +36,13 @@ import math
 from dataclasses import dataclass
 
 from mlinfn_compress.backends.vhdl.adders import AdderGraph, AdderNode, Kind
+from mlinfn_compress.backends.vhdl.delay import XC7, DelayModel
 from mlinfn_compress.backends.vhdl.design import DEFAULT_CLOCK_NS
 from mlinfn_compress.compress.fixed import bits_for_range
 
-REGISTER_NS = 0.6
-ADDER_NS = 0.7
-CARRY4_NS = 0.1
-LUT_NS = 0.4
-MULTIPLIER_NS = 3.0
 
-
-def carry_ns(width: int) -> float:
-    return CARRY4_NS * math.ceil(width / 4)
+def carry_ns(width: int, model: DelayModel = XC7) -> float:
+    return model.carry4_ns * math.ceil(width / 4)
 
 
 def width(n: AdderNode) -> int:
@@ -56,24 +50,26 @@ def width(n: AdderNode) -> int:
     return bits_for_range(n.lo, n.hi)
 
 
-def node_ns(n: AdderNode) -> tuple[float, float]:
+def node_ns(n: AdderNode, model: DelayModel = XC7) -> tuple[float, float]:
     """The delay model: (logic levels, carry chain) in ns from a node's operands to its result."""
     if n.kind in (Kind.ADD, Kind.CONST_ADD):
-        return ADDER_NS, carry_ns(width(n))
+        return model.adder_ns, carry_ns(width(n), model)
     if n.kind == Kind.MUL:
-        return MULTIPLIER_NS, 0.0
+        return model.multiplier_ns, 0.0
     if n.kind == Kind.REQUANT:
         assert n.rq is not None
         rq, levels, chain = n.rq, 0.0, 0.0
         if rq["add"] or rq["increment"]:  # an adder for the rounding
-            levels, chain = ADDER_NS, carry_ns(rq["in_w"])
+            levels, chain = model.adder_ns, carry_ns(rq["in_w"], model)
         if rq["tie_even"] and not rq["increment"]:
-            levels += LUT_NS
-        if rq["check_range"]:  # comparisons with the limits and a multiplexer
-            levels, chain = levels + ADDER_NS + LUT_NS, max(chain, carry_ns(rq["q_w"]))
+            levels += model.lut_ns
+        if rq["check_range"] and rq["overflow"] == "SAT":  # the bits above the result's checked, a multiplexer
+            levels += 2 * model.lut_ns
+        elif rq["check_range"]:  # comparisons with the limits and a multiplexer
+            levels, chain = levels + model.adder_ns + model.lut_ns, max(chain, carry_ns(rq["q_w"], model))
         return levels, chain
     if n.kind == Kind.CLAMP:  # comparisons and a multiplexer
-        return ADDER_NS + LUT_NS, carry_ns(width(n))
+        return model.adder_ns + model.lut_ns, carry_ns(width(n), model)
     return 0.0, 0.0  # inputs, constants
 
 
@@ -87,7 +83,7 @@ class Schedule:
     critical_ns: float  # the longest path inside a stage, by the delay model
 
 
-def _asap(g: AdderGraph, budget: float) -> tuple[list[int], list[float]]:
+def _asap(g: AdderGraph, budget: float, model: DelayModel) -> tuple[list[int], list[float]]:
     """Every node in the earliest stage its operands and the budget allow; (stages, arrival ns)."""
     n = len(g.nodes)
     stage, level, carry = [0] * n, [0.0] * n, [0.0] * n
@@ -95,7 +91,7 @@ def _asap(g: AdderGraph, budget: float) -> tuple[list[int], list[float]]:
         ops = g.operands(node)
         if not ops:
             continue
-        d_level, d_carry = node_ns(node)
+        d_level, d_carry = node_ns(node, model)
         s = max(stage[k] for k in ops)
         lv = max((level[k] for k in ops if stage[k] == s), default=0.0) + d_level
         cw = max([carry[k] for k in ops if stage[k] == s] + [d_carry])
@@ -105,7 +101,7 @@ def _asap(g: AdderGraph, budget: float) -> tuple[list[int], list[float]]:
     return stage, [lv + cw for lv, cw in zip(level, carry, strict=True)]
 
 
-def _alap(g: AdderGraph, budget: float, latency: int) -> list[int]:
+def _alap(g: AdderGraph, budget: float, latency: int, model: DelayModel) -> list[int]:
     """Every node in the latest stage its consumers and the budget allow (outputs in the last)."""
     n = len(g.nodes)
     consumers: list[list[int]] = [[] for _ in range(n)]
@@ -119,7 +115,7 @@ def _alap(g: AdderGraph, budget: float, latency: int) -> list[int]:
         if node.kind == Kind.INPUT:
             stage[i] = 0
             continue
-        d_level, d_carry = node_ns(node)
+        d_level, d_carry = node_ns(node, model)
         users = consumers[i]
         s = min([stage[c] for c in users] + ([latency - 1] if i in outputs or not users else []))
         lv = max((level[c] for c in users if stage[c] == s), default=0.0) + d_level
@@ -147,21 +143,21 @@ def _register_bits(g: AdderGraph, stage: list[int], latency: int) -> tuple[list[
     return last, bits
 
 
-def _arrivals(g: AdderGraph, stage: list[int], only: int | None = None) -> dict[int, float]:
+def _arrivals(g: AdderGraph, stage: list[int], model: DelayModel, only: int | None = None) -> dict[int, float]:
     """ns after the clock edge at which each node (of stage ``only``, or all) settles."""
     level: dict[int, float] = {}
     carry: dict[int, float] = {}
     for i, node in enumerate(g.nodes):
         if only is not None and stage[i] != only:
             continue
-        d_level, d_carry = node_ns(node)
+        d_level, d_carry = node_ns(node, model)
         same = [k for k in g.operands(node) if stage[k] == stage[i] and k in level]
         level[i] = max((level[k] for k in same), default=0.0) + d_level
         carry[i] = max([carry[k] for k in same] + [d_carry])
     return {i: level[i] + carry[i] for i in level}
 
 
-def _retime(g: AdderGraph, stage: list[int], latency: int, budget: float) -> None:
+def _retime(g: AdderGraph, stage: list[int], latency: int, budget: float, model: DelayModel) -> None:
     """Move nodes to later stages wherever that saves register bits and the stage still fits."""
     n = len(g.nodes)
     consumers: list[list[int]] = [[] for _ in range(n)]
@@ -186,7 +182,7 @@ def _retime(g: AdderGraph, stage: list[int], latency: int, budget: float) -> Non
             if gain <= 0:
                 continue
             stage[i] = s + 1
-            if max(_arrivals(g, stage, s + 1).values(), default=0.0) > budget:
+            if max(_arrivals(g, stage, model, s + 1).values(), default=0.0) > budget:
                 stage[i] = s
                 continue
             for k in ops:
@@ -194,19 +190,19 @@ def _retime(g: AdderGraph, stage: list[int], latency: int, budget: float) -> Non
             moved = True
 
 
-def schedule(g: AdderGraph, period_ns: float = DEFAULT_CLOCK_NS) -> Schedule:
+def schedule(g: AdderGraph, period_ns: float = DEFAULT_CLOCK_NS, model: DelayModel = XC7) -> Schedule:
     """Place every node of ``g`` in a pipeline stage for a clock of ``period_ns``: as few stages
     as the delay model allows; of the earliest placement improved by moving nodes later and the
     latest placement, the one with fewer register bits."""
-    budget = period_ns - REGISTER_NS
-    stage, _ = _asap(g, budget)
+    budget = period_ns - model.register_ns
+    stage, _ = _asap(g, budget, model)
     latency = max((stage[k] for k in g.outputs if g.nodes[k].kind != Kind.CONST), default=0) + 1
-    _retime(g, stage, latency, budget)
+    _retime(g, stage, latency, budget, model)
     last, bits = _register_bits(g, stage, latency)
-    late = _alap(g, budget, latency)
+    late = _alap(g, budget, latency, model)
     if min(late, default=0) >= 0:
         late_last, late_bits = _register_bits(g, late, latency)
         if late_bits < bits:
             stage, last, bits = late, late_last, late_bits
-    critical = max(_arrivals(g, stage).values(), default=0.0)
+    critical = max(_arrivals(g, stage, model).values(), default=0.0)
     return Schedule(stage, last, latency, bits, period_ns, critical)

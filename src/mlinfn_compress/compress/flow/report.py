@@ -59,6 +59,8 @@ def layer_rows(graph: Graph, design: VhdlDesign | None = None) -> list[dict[str,
             elif isinstance(n, Linear) and design is not None and design.arith.arith == "shift-add":
                 row["adders"] = hw.get("adders")
                 row["dsp_products"] = hw.get("multipliers")
+                if "stage_ns" in hw:
+                    row["stage_ns"] = hw["stage_ns"]  # the longest stage, a register included, by the delay model
         if len(n.inputs) > 1:
             row["in_shapes"] = [list(s) for s in graph.in_shapes(n)]
         extra = {k: _t(v) for k, v in types.items() if k not in ("weight", "bias", "accum", "result")}

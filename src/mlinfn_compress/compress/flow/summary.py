@@ -102,7 +102,10 @@ def timing_text(timing: dict[str, Any]) -> str:
         )
     if not timing.get("device"):
         return f"{timing.get('note')}: {levels}"
-    return f"{timing['device']}: Fmax {timing['fmax_mhz']} MHz{_logic_cells(timing['utilisation'])}; {levels}"
+    asked = ""
+    if "asked_mhz" in timing:
+        asked = f" (asked {timing['asked_mhz']} MHz: {'met' if timing['met'] else 'not met'})"
+    return f"{timing['device']}: Fmax {timing['fmax_mhz']} MHz{asked}{_logic_cells(timing['utilisation'])}; {levels}"
 
 
 def _logic_cells(utilisation: dict[str, Any]) -> str:
