@@ -31,7 +31,7 @@ def test_naive_and_shift_add_agree_and_say_which_they_are(model: Path, tmp_path:
         assert r["verification"]["bit_exact"] and r["verification"]["protocol"]["failed"] == 0
         assert r["hardware"]["arithmetic"] == arith
         design = json.loads((tmp_path / arith / "design.json").read_text())["vhdl"]
-        assert design["arith"] == {"arith": arith, "clock_period_ns": 4.2, "dsp": False}
+        assert design["arith"] == {"arith": arith, "clock_period_ns": 4.2, "dsp": False, "family": "xc7"}
     first, second = (row["name"] for row in naive["layers"] if row["op"] == "dense")  # names vary in a session
     core = (tmp_path / "naive" / "vhdl" / f"arith_mlp_{first}_core.vhd").read_text()
     assert re.search(r"x\(\d+\) \* \d+", core)  # the naive design multiplies by the weights
