@@ -33,11 +33,16 @@ HEADER = (
 )
 
 
+def cells_text(t: dict[str, Any]) -> str:
+    """The logic cells a placed design uses, of the device's (— when it was not placed)."""
+    used = next((u for k, u in (t.get("utilisation") or {}).items() if k in ("ICESTORM_LC", "TRELLIS_COMB")), None)
+    return f"{used['used']:,} / {used['available']:,} ({used['percent']} %)" if used else "—"
+
+
 def row(name: str, r: dict[str, Any], wall: float) -> str:
     hw = r["hardware"]
     res, t, net = hw["resources"], hw["timing"], r["verification"]["netlist"]
-    used = next((u for k, u in (t.get("utilisation") or {}).items() if k in ("ICESTORM_LC", "TRELLIS_COMB")), None)
-    cells = f"{used['used']:,} / {used['available']:,} ({used['percent']} %)" if used else "—"
+    cells = cells_text(t)
     path = t.get("critical_path")
     crit = f"{path['delay_ns']:.1f} ({path['logic_ns']:.1f} + {path['routing_ns']:.1f})" if path else "—"
     device = t.get("device") or t.get("note") or t.get("error", "")[:60]
