@@ -122,13 +122,16 @@ def test_a_run_stopped_while_routing_reports_its_placement(
         raise subprocess.TimeoutExpired(cmd, pnr.TIMEOUT_S)
 
     monkeypatch.setattr(subprocess, "run", stopped_while_routing)
-    t = place_and_route(netlist, d, tmp_path, min_luts=100)
+    t = place_and_route(netlist, replace(d, arith=ArithOptions(family="ice40")), tmp_path, min_luts=100)
+    # each device ran out of time in turn; the report keeps the last placement
+    assert [x["device"] for x in t["tried"]] == ["iCE40 UP5K (SG48)", "iCE40 HX8K (CT256)"]
+    assert all(x["reason"].endswith("ran out of time after 1800 s") for x in t["tried"])
     assert t["device"] is None and t["note"].endswith("ran out of time after 1800 s, while routing")
     placed = t["placed"]
-    assert placed["device"] == "iCE40 UP5K (SG48)" and placed["fmax_estimate_mhz"] > 1.0
-    assert placed["utilisation"]["ICESTORM_LC"]["available"] == 5280 and "not routed" in placed["what"]
+    assert placed["device"] == "iCE40 HX8K (CT256)" and placed["fmax_estimate_mhz"] > 1.0
+    assert placed["utilisation"]["ICESTORM_LC"]["available"] == 7680 and "not routed" in placed["what"]
     text = timing_text(t | {"logic_levels": 9})
-    assert "placed on iCE40 UP5K (SG48), " in text
+    assert "placed on iCE40 HX8K (CT256), " in text
     assert text.endswith(" MHz estimated after placement (not routed); 9 logic levels")
     assert placement_from_log("Info: Placed 0 cells based on constraints.\n") is None
 
@@ -156,3 +159,20 @@ def test_a_design_router2_cannot_route_is_routed_again_with_router1(
     t = place_and_route(netlist, d, tmp_path, min_luts=8000)
     assert t["device"] == "ECP5 LFE5U-25F (CABGA381)" and t["fmax_mhz"] > 1.0
     assert t["tool"] == "yosys synth_ecp5 + nextpnr-ecp5 (--placer static --router router1, seed 1)"
+
+
+def test_a_device_the_estimate_does_not_fit_is_left_with_its_reason(
+    wrapped: tuple[VhdlDesign, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Devices are chosen by yosys's estimate times the family's packing margin, and each one left is named."""
+    d, netlist = wrapped
+    monkeypatch.setattr(pnr, "ECP5", pnr.ECP5[:1])  # the 25F alone, for a design estimated too large for it
+    monkeypatch.setattr(pnr, "_synth", lambda *a, **k: (tmp_path / "ecp5.json", {"logic": 20_500, "dsp": 0}))
+    t = place_and_route(netlist, replace(d, arith=ArithOptions(family="ecp5")), tmp_path, min_luts=100)
+    assert t["device"] is None and t["note"] == NO_DEVICE
+    assert t["tried"] == [
+        {
+            "device": "ECP5 LFE5U-25F (CABGA381)",
+            "reason": "estimated 20500 logic cells (24600 with the packing margin x1.2) and 0 DSP; it has 24288 and 28",
+        }
+    ]
