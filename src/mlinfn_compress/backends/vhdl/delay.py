@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FAMILIES = ("xc7", "ecp5", "ice40")
 DEFAULT_FAMILY = "xc7"
 
 
@@ -60,6 +59,7 @@ ICE40_FACTOR = 8.9
 ECP5 = _scaled("ecp5", ECP5_FACTOR, f"xc7 x {ECP5_FACTOR}, calibrated on ECP5 designs routed by nextpnr")
 ICE40 = _scaled("ice40", ICE40_FACTOR, f"xc7 x {ICE40_FACTOR}, calibrated on iCE40 designs routed by nextpnr")
 MODELS = {"xc7": XC7, "ecp5": ECP5, "ice40": ICE40}
+FAMILIES = tuple(MODELS)
 
 
 def delay_model(family: str) -> DelayModel:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mlinfn_compress.backends.vhdl.adders import AdderGraph, Ref, csd_digits, csd_graph, from_solution, tree_sum
-from mlinfn_compress.backends.vhdl.requant import ADD_HALF, half_constant, requant_spec
+from mlinfn_compress.backends.vhdl.requant import ADD_HALF, half_constant, requant_spec, shifted_range
 from mlinfn_compress.compress.fixed import FixedType, bits_for_range, requantize
 from mlinfn_compress.compress.ir import Cast, Clip, Linear
 from mlinfn_compress.compress.ir.elementwise import const_int
@@ -174,8 +174,8 @@ class _Output:
 
 def _requant(g: AdderGraph, a: int, f: int, t: FixedType, folded: bool) -> int:
     """Node ``a`` (``f`` fractional bits) re-quantised to ``t``.  A saturation that follows a rounding
-    with logic of its own (an adder, an increment, a tie to even) is a clamp node of its own, so that the
-    pipeline can cut between the two: rounding first, then the saturation."""
+    with logic of its own (an adder, an increment, a tie to even) is a re-quantisation node of its own, so
+    that the pipeline can cut between the two: rounding first, then the saturation."""
     node = g.nodes[a]
     rq = requant_spec(f, node.lo, node.hi, t, folded=folded)
     if rq["identity"]:
@@ -184,7 +184,7 @@ def _requant(g: AdderGraph, a: int, f: int, t: FixedType, folded: bool) -> int:
     if not (rq["check_range"] and rounds and t.overflow in _SATURATING):
         return g.requant(a, rq)
     # the rounded value on t's grid, wide enough to never overflow, then its saturation to t
-    lo, hi = node.lo >> rq["shift"], (node.hi >> rq["shift"]) + 1
+    lo, hi = shifted_range(node.lo, node.hi, rq["shift"])
     width = bits_for_range(min(lo, -1), max(hi, 0))
     wide = FixedType(width, width - t.frac, True, t.rounding, "WRAP")
     rounded = g.requant(a, requant_spec(f, node.lo, node.hi, wide, folded=folded))

@@ -52,6 +52,14 @@ def half_constant(rounding: str, shift: int) -> int:
     return (1 << (shift - 1)) + ADD_HALF[rounding]
 
 
+def shifted_range(lo: int, hi: int, shift: int) -> tuple[int, int]:
+    """The range of values in [lo, hi] shifted right by ``shift`` (left when negative), a rounding carry
+    included: before any overflow handling."""
+    if shift > 0:
+        return lo >> shift, (hi >> shift) + 1
+    return lo << -shift, hi << -shift
+
+
 def requant_spec(
     in_frac: int, in_lo: int, in_hi: int, t: FixedType, fn: str = "requant", folded: bool = False
 ) -> dict[str, Any]:
@@ -65,8 +73,7 @@ def requant_spec(
     shift = in_frac - t.frac
     lo, hi = t.min_int, t.max_int
     # Range after the shift, to see whether overflow handling can be skipped.
-    after_lo = in_lo >> shift if shift >= 0 else in_lo << -shift
-    after_hi = (in_hi >> shift) + 1 if shift > 0 else (in_hi << -shift if shift < 0 else in_hi)
+    after_lo, after_hi = shifted_range(in_lo, in_hi, shift)
     sat_lo = -hi if (t.overflow == "SAT_SYM" and t.signed) else lo
     check_range = after_lo < sat_lo or after_hi > hi
     in_w = max(signed_bits(in_lo, in_hi), shift + 1)  # the remainder's bits exist even for huge shifts
